@@ -1,0 +1,39 @@
+# The two commands of the quick start: `make run` and `make test`.
+# Both create .venv from requirements.lock when it is missing or stale.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements.lock)
+# Stage commands (`churn ...`) and dvc resolve from the project's environment.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test test-fast install lock help
+
+run: $(STAMP) ## pull or recreate the raw data, reproduce the pipeline, print a summary
+	churn ensure-data
+	dvc repro
+	churn summary
+
+test: $(STAMP) ## the whole test suite, end-to-end tests included
+	pytest
+
+test-fast: $(STAMP) ## unit tests only
+	pytest -m "not e2e"
+
+install: $(STAMP) ## only create/refresh .venv
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	touch $@
+
+lock: ## re-resolve requirements.lock after editing pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements.lock
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'

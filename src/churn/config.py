@@ -1,0 +1,215 @@
+"""Typed view of params.yaml, loaded once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from churn.errors import ChurnError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paths(_Strict):
+    raw: Path
+    feature_table: Path
+    feature_metadata: Path
+    label_table: Path
+    prep_report: Path
+    train_set: Path
+    validation_set: Path
+    test_set: Path
+    model: Path
+    verdict: Path
+    test_metrics: Path
+    drift_metrics: Path
+    plots_dir: Path
+    drift_report_html: Path
+
+
+class DriftScenario(_Strict):
+    seed: int = 7
+    price_increase: float = 0.12
+    fiber_shift: float = 0.15
+    month_to_month_shift: float = 0.10
+    churn_logit_shift: float = 0.4
+
+
+class Simulate(_Strict):
+    seed: int = 42
+    n_customers: int = Field(20000, gt=0)
+    drift: DriftScenario = DriftScenario()
+
+
+class NumericColumn(_Strict):
+    min: float | None = None
+    max: float | None = None
+    integer: bool = False
+    blank_as_missing: bool = False
+    fill_missing: float | None = None
+
+
+class Dataset(_Strict):
+    name: str
+    description: str = ""
+    id_column: str
+    label_column: str
+    positive_label: str
+    negative_label: str
+    timestamp_column: str | None = None
+    numeric: dict[str, NumericColumn]
+    categorical: dict[str, list[str]]
+    structural_levels: dict[str, str] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _levels_as_text(cls, data: Any) -> Any:
+        # YAML reads 0/1 as ints; raw values are compared as text.
+        if isinstance(data, dict) and isinstance(data.get("categorical"), dict):
+            data = dict(data)
+            data["categorical"] = {
+                col: [str(v) for v in levels] for col, levels in data["categorical"].items()
+            }
+        for key in ("positive_label", "negative_label"):
+            if isinstance(data, dict) and key in data:
+                data[key] = str(data[key])
+        return data
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    @property
+    def key_columns(self) -> list[str]:
+        return [self.id_column] + ([self.timestamp_column] if self.timestamp_column else [])
+
+    @property
+    def raw_columns(self) -> list[str]:
+        return [*self.key_columns, *self.feature_columns, self.label_column]
+
+
+class Split(_Strict):
+    seed: int = 42
+    test_size: float = Field(0.2, gt=0, lt=1)
+    validation_size: float = Field(0.2, gt=0, lt=1)
+
+
+class Prep(_Strict):
+    feature_table_name: str = "customer_features"
+    max_missing_feature_share: float = Field(0.01, ge=0, le=1)
+    split: Split = Split()
+
+
+ModelFamily = Literal[
+    "hist_gradient_boosting", "gradient_boosting", "random_forest", "logistic_regression"
+]
+
+
+class Train(_Strict):
+    seed: int = 42
+    family: ModelFamily = "hist_gradient_boosting"
+    hyperparameters: dict[str, dict[str, Any]] = {}
+    decision_threshold: float = Field(0.5, gt=0, lt=1)
+
+    @property
+    def model_params(self) -> dict[str, Any]:
+        return dict(self.hyperparameters.get(self.family, {}))
+
+
+class Runtime(_Strict):
+    threads: int = Field(1, ge=1)
+
+
+class Tracking(_Strict):
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "churn"
+
+
+class Gates(_Strict):
+    min_roc_auc: float | None = None
+    max_log_loss: float | None = None
+    min_recall: float | None = None
+    min_precision: float | None = None
+
+
+class DataChecks(_Strict):
+    min_train_rows: int = 1000
+    min_validation_rows: int = 200
+    positive_rate: tuple[float, float] = (0.1, 0.5)
+    max_missing_share: float = 0.05
+
+
+class Validate(_Strict):
+    gates: Gates = Gates()
+    data_checks: DataChecks = DataChecks()
+
+
+class Importance(_Strict):
+    n_repeats: int = 3
+    sample_size: int = 5000
+
+
+class DriftSettings(_Strict):
+    sample_size: int = 50000
+    seed: int = 42
+    drift_share: float = 0.5
+
+
+class Evaluate(_Strict):
+    calibration_bins: int = 10
+    importance: Importance = Importance()
+    drift: DriftSettings = DriftSettings()
+
+
+class Params(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    paths: Paths
+    simulate: Simulate = Simulate()
+    dataset: Dataset
+    prep: Prep = Prep()
+    train: Train = Train()
+    runtime: Runtime = Runtime()
+    tracking: Tracking = Tracking()
+    # "validate" is a BaseModel method name, so the section is read under an alias.
+    validation: Validate = Field(Validate(), alias="validate")
+    evaluate: Evaluate = Evaluate()
+
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ChurnError(f"{source} is invalid: {problems}. Fix these keys and rerun.") from None
+
+
+@lru_cache(maxsize=8)
+def _load(path: str) -> Params:
+    file = Path(path)
+    if not file.is_file():
+        raise ChurnError(f"{file} not found: run from the project root, or pass --params.")
+    try:
+        # YAML 1.2, as DVC reads and rewrites it (`dvc exp run -S`): a bare No stays a string.
+        raw = YAML(typ="safe", pure=True).load(file.read_text())
+    except YAMLError as exc:
+        raise ChurnError(f"{file} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ChurnError(f"{file} must hold a mapping of sections (paths, dataset, ...).")
+    return parse_params(raw, str(file))
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    return _load(str(path))

@@ -1,0 +1,65 @@
+"""Atomic writers: a stage's output is either the complete new file or the old one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `target`; it replaces `target` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    # mkstemp creates 0600; outputs get the usual permissions the umask allows.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp_path.chmod(0o666 & ~umask)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes(target: str | Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(target: str | Path, text: str) -> None:
+    write_bytes(target, text.encode("utf-8"))
+
+
+def write_json(target: str | Path, obj: Any) -> None:
+    """Sorted keys and a trailing newline, so equal content gives equal bytes."""
+    write_text(target, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_parquet(target: str | Path, df: pd.DataFrame) -> None:
+    with atomic_path(target) as tmp:
+        df.to_parquet(tmp, index=False, engine="pyarrow", compression="snappy")
+
+
+def write_csv(target: str | Path, df: pd.DataFrame) -> None:
+    with atomic_path(target) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def md5_file(path: str | Path) -> str:
+    """The digest DVC 3 records for a single file."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
