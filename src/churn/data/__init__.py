@@ -1,0 +1,1 @@
+"""Data sources: the seeded simulator of the raw customer snapshot."""
