@@ -1,0 +1,1 @@
+"""Features: keyed feature tables and training sets built by feature lookups."""

@@ -1,0 +1,1 @@
+"""Prep: the raw-data contract, explicit cleaning, feature and label tables, the split."""

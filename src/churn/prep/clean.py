@@ -1,0 +1,35 @@
+"""Explicit cleaning of contract-valid raw rows into model-ready features.
+
+Serving calls the same function, so training and scoring cannot clean differently.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from churn.config import Dataset
+
+
+def clean_features(typed: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """Keys plus cleaned feature columns, in the order params.yaml declares them."""
+    out = typed[[*dataset.key_columns, *dataset.feature_columns]].copy()
+    for column, spec in dataset.numeric.items():
+        # A blank TotalCharges means "not billed yet" (tenure 0): a known value, not unknown.
+        if spec.fill_missing is not None:
+            out[column] = out[column].fillna(spec.fill_missing)
+        out[column] = out[column].astype("float64")
+    if dataset.structural_levels:
+        # "No internet service" repeats InternetService == "No"; folding it into "No" keeps
+        # that fact in one column instead of eight correlated ones.
+        categorical = list(dataset.categorical)
+        out[categorical] = out[categorical].replace(dataset.structural_levels)
+    for column in dataset.categorical:
+        out[column] = out[column].astype(str)
+    return out.reset_index(drop=True)
+
+
+def encode_labels(typed: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """Keys plus the label as 0/1 (1 = the configured positive label)."""
+    labels = typed[dataset.key_columns].copy()
+    labels[dataset.label_column] = (typed[dataset.label_column] == dataset.positive_label).astype("int64")
+    return labels.reset_index(drop=True)

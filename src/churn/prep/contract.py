@@ -1,0 +1,182 @@
+"""The raw-data contract: a pandera schema built from the `dataset` section of params.yaml.
+
+Prep validates the raw snapshot with it and serving validates incoming records with the
+same schema, so a row that training would refuse is never scored either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from churn.config import Dataset
+from churn.errors import ChurnError
+
+EXAMPLES_PER_CHECK = 5
+
+
+@dataclass(frozen=True)
+class FailedCheck:
+    column: str
+    check: str
+    failing_rows: int
+    examples: tuple[str, ...]
+
+    def describe(self) -> str:
+        if not self.failing_rows:
+            return f"{self.column}: {self.check}"
+        examples = ", ".join(self.examples)
+        rows = "row" if self.failing_rows == 1 else "rows"
+        return f"{self.column}: {self.check} in {self.failing_rows} {rows} (e.g. {examples})"
+
+
+class ContractError(ChurnError):
+    """The data breaks the contract; carries every failed check at once."""
+
+    def __init__(self, source: str, failures: list[FailedCheck]):
+        self.failures = failures
+        lines = [f"{source} breaks the data contract ({len(failures)} failed checks):"]
+        lines += [f"  - {failure.describe()}" for failure in failures]
+        lines.append(
+            "Fix the file (or the `dataset` section of params.yaml if the contract is wrong) "
+            "and rerun; the previous outputs are untouched."
+        )
+        super().__init__("\n".join(lines))
+
+
+def read_raw_csv(path: str | Path) -> pd.DataFrame:
+    """Read every column as text: types are the contract's job, not the parser's guess."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChurnError(
+            f"raw data {path} not found: run `make run` (it pulls or recreates the snapshot) "
+            f"or `dvc pull {path}`."
+        )
+    if path.stat().st_size == 0:
+        raise ChurnError(f"raw data {path} is empty (0 bytes): restore it with `dvc checkout {path}`.")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        raise ChurnError(f"raw data {path} has no header and no rows: restore it with `dvc checkout {path}`.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ChurnError(f"raw data {path} is not a readable CSV: {exc}") from None
+
+
+def blank_to_missing(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """Whitespace-only cells of `blank_as_missing` columns become NaN (pandera's coerce won't)."""
+    out = raw.copy()
+    for column, spec in dataset.numeric.items():
+        if spec.blank_as_missing and column in out.columns:
+            values = out[column]
+            if values.dtype == object:
+                out[column] = values.where(values.astype(str).str.strip() != "", np.nan)
+    return out
+
+
+def raw_schema(dataset: Dataset) -> pa.DataFrameSchema:
+    columns: dict[str, pa.Column] = {
+        dataset.id_column: pa.Column(str, nullable=False, unique=True, coerce=True),
+        dataset.label_column: pa.Column(
+            str,
+            checks=pa.Check.isin([dataset.positive_label, dataset.negative_label]),
+            nullable=False,
+        ),
+    }
+    if dataset.timestamp_column:
+        columns[dataset.timestamp_column] = pa.Column("datetime64[ns]", nullable=False, coerce=True)
+    for name, spec in dataset.numeric.items():
+        checks = []
+        if spec.min is not None:
+            checks.append(pa.Check.ge(spec.min))
+        if spec.max is not None:
+            checks.append(pa.Check.le(spec.max))
+        if spec.integer:
+            checks.append(
+                pa.Check(lambda s: s.isna() | (s == np.floor(s)), element_wise=False, name="is_integer")
+            )
+        columns[name] = pa.Column(float, checks=checks, nullable=spec.blank_as_missing)
+    for name, levels in dataset.categorical.items():
+        columns[name] = pa.Column(str, checks=pa.Check.isin(levels), nullable=False)
+    return pa.DataFrameSchema(
+        columns,
+        checks=[pa.Check(lambda df: len(df) > 0, name="has_rows")],
+        strict=False,
+        coerce=False,
+    )
+
+
+def parse_numbers(frame: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, list[FailedCheck], set]:
+    """Turn numeric columns into floats; text that is not a number is a type failure.
+
+    Done before pandera so that one bad cell is reported once, as a wrong type, instead of
+    also failing every range check that pandera would then run on the unparsed column.
+    """
+    out = frame.copy()
+    failures, bad_cells = [], set()
+    for column in dataset.numeric:
+        if column not in out.columns:
+            continue
+        parsed = pd.to_numeric(out[column], errors="coerce")
+        # inf parses as a number but no model can use it: a type failure too.
+        bad = out[column].notna() & ~np.isfinite(parsed)
+        if bad.any():
+            values = tuple(dict.fromkeys(out.loc[bad, column].map(repr)))[:EXAMPLES_PER_CHECK]
+            failures.append(FailedCheck(column, "wrong type (not a number)", int(bad.sum()), values))
+            bad_cells.update((column, index) for index in out.index[bad])
+        out[column] = parsed.astype(float)
+    return out, failures, bad_cells
+
+
+def validate_raw(raw: pd.DataFrame, dataset: Dataset, source: str = "raw data") -> pd.DataFrame:
+    """Return the typed frame, or raise ContractError listing every failed check."""
+    prepared, failures, bad_cells = parse_numbers(blank_to_missing(raw, dataset), dataset)
+    try:
+        typed = raw_schema(dataset).validate(prepared, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        already_reported = [
+            (column, index) in bad_cells for column, index in zip(cases["column"], cases["index"])
+        ]
+        failures += summarise_failures(cases[~pd.Series(already_reported, index=cases.index)])
+    if failures:
+        raise ContractError(source, sorted(failures, key=lambda f: (f.column, f.check)))
+    return typed
+
+
+def summarise_failures(cases: pd.DataFrame) -> list[FailedCheck]:
+    cases = cases.copy()
+    cases["column"] = cases["column"].fillna("<table>").astype(str)
+    # A missing column is reported by pandera with the column name as the failure case.
+    missing = cases["check"].astype(str).str.startswith("column_in_dataframe")
+    cases.loc[missing, "column"] = cases.loc[missing, "failure_case"].astype(str)
+    failures = []
+    for (column, check), group in cases.groupby(["column", "check"], sort=True, dropna=False):
+        if str(check).startswith("column_in_dataframe"):
+            failures.append(FailedCheck(column, "column is missing", 0, ()))
+            continue
+        if check == "has_rows":
+            failures.append(FailedCheck("<table>", "no data rows (header only)", 0, ()))
+            continue
+        values = group["failure_case"].astype(str).map(repr)
+        examples = tuple(dict.fromkeys(values))[:EXAMPLES_PER_CHECK]
+        failures.append(FailedCheck(column, _check_name(str(check)), len(group), examples))
+    return failures
+
+
+def _check_name(check: str) -> str:
+    if check.startswith("field_uniqueness") or check == "unique":
+        return "duplicate values"
+    if check.startswith(("coerce_dtype", "dtype(")):
+        return "wrong type"
+    for prefix, meaning in (("greater_than_or_equal_to(", "below the minimum "), ("less_than_or_equal_to(", "above the maximum ")):
+        if check.startswith(prefix):
+            return meaning + check.removeprefix(prefix).removesuffix(")")
+    if check.startswith("isin("):
+        return f"unknown value (allowed: {check.removeprefix('isin(').removesuffix(')')})"
+    if check.startswith("not_nullable"):
+        return "missing values"
+    return check

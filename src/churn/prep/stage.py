@@ -1,0 +1,76 @@
+"""The prep stage: raw CSV -> contract -> cleaning -> feature and label tables -> split sets."""
+
+from __future__ import annotations
+
+import logging
+
+from churn.config import Params
+from churn.errors import ChurnError
+from churn.features.store import (
+    FeatureLookup,
+    build_feature_table,
+    create_training_set,
+    write_feature_table,
+)
+from churn.io import write_json, write_parquet
+from churn.prep.clean import clean_features, encode_labels
+from churn.prep.contract import read_raw_csv, validate_raw
+from churn.prep.split import split_dataset
+
+log = logging.getLogger(__name__)
+MISSING_EXAMPLES = 10
+
+
+def run(params: Params) -> dict:
+    paths, dataset = params.paths, params.dataset
+    # Everything is computed and checked before the first write: a failure leaves no
+    # partial outputs behind.
+    typed = validate_raw(read_raw_csv(paths.raw), dataset, source=str(paths.raw))
+    features = clean_features(typed, dataset)
+    labels = encode_labels(typed, dataset)
+
+    table = build_feature_table(
+        features,
+        name=params.prep.feature_table_name,
+        primary_keys=[dataset.id_column],
+        timestamp_key=dataset.timestamp_column,
+        description=dataset.description,
+    )
+    training_set = create_training_set(
+        labels,
+        [
+            FeatureLookup(
+                table=table,
+                lookup_key=[dataset.id_column],
+                timestamp_lookup_key=dataset.timestamp_column,
+            )
+        ],
+        label=dataset.label_column,
+    )
+    missing_share = training_set.missing_count / max(len(labels), 1)
+    if missing_share > params.prep.max_missing_feature_share:
+        raise ChurnError(
+            f"{training_set.missing_count} of {len(labels)} labelled keys have no features "
+            f"({missing_share:.1%} > prep.max_missing_feature_share): check the feature table keys."
+        )
+    if training_set.missing_count:
+        log.warning("%d labelled keys have no features and were left out", training_set.missing_count)
+
+    sets = split_dataset(training_set.load_df(), dataset.label_column, params.prep.split)
+    report = {
+        "raw_rows": len(typed),
+        "feature_rows": len(features),
+        "label_rows": len(labels),
+        "missing_feature_keys": training_set.missing_count,
+        "missing_feature_examples": training_set.missing[dataset.id_column].head(MISSING_EXAMPLES).astype(str).tolist(),
+        "training_rows": len(training_set.df),
+        "positive_rate": round(float(training_set.df[dataset.label_column].mean()), 6),
+        "split_rows": {name: len(frame) for name, frame in sets.items()},
+    }
+    write_feature_table(table, paths.feature_table, paths.feature_metadata)
+    write_parquet(paths.label_table, labels)
+    write_parquet(paths.train_set, sets["train"])
+    write_parquet(paths.validation_set, sets["validation"])
+    write_parquet(paths.test_set, sets["test"])
+    write_json(paths.prep_report, report)
+    return report

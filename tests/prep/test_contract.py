@@ -1,0 +1,267 @@
+"""churn.prep.contract: the raw-data contract and its error reporting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.errors import ChurnError
+from churn.prep.contract import ContractError, FailedCheck, read_raw_csv, validate_raw
+
+
+def _failures(raw: pd.DataFrame, dataset) -> list[FailedCheck]:
+    with pytest.raises(ContractError) as info:
+        validate_raw(raw, dataset)
+    return info.value.failures
+
+
+def _only(raw: pd.DataFrame, dataset) -> FailedCheck:
+    failures = _failures(raw, dataset)
+    assert len(failures) == 1, failures
+    return failures[0]
+
+
+def _examples(failure: FailedCheck) -> list[str]:
+    """Example values without the repr quotes."""
+    return [e[1:-1] if e[:1] == e[-1:] == "'" else e for e in failure.examples]
+
+
+# --- the valid frame ---------------------------------------------------------------------
+
+def test_valid_frame_passes_and_is_typed(raw_frame, dataset, special_ids):
+    original = raw_frame.copy()
+    typed = validate_raw(raw_frame, dataset)
+    pd.testing.assert_frame_equal(raw_frame, original)  # input untouched
+    assert len(typed) == len(raw_frame)
+    for column in dataset.numeric:
+        assert typed[column].dtype == np.float64
+    by_id = typed.set_index(dataset.id_column)
+    assert by_id.loc["5575-GNVDE", "tenure"] == 34.0
+    assert by_id.loc["5575-GNVDE", "MonthlyCharges"] == 56.95
+    assert by_id.loc["5575-GNVDE", "TotalCharges"] == 1889.5
+    # categorical and label columns stay text, unchanged
+    for column in [*dataset.categorical, dataset.label_column, dataset.id_column]:
+        assert typed[column].tolist() == raw_frame[column].tolist()
+
+
+def test_blank_total_charges_is_allowed_and_becomes_missing(raw_frame, dataset, special_ids):
+    typed = validate_raw(raw_frame, dataset).set_index(dataset.id_column)
+    assert raw_frame.set_index(dataset.id_column).loc[special_ids["tenure_zero"], "TotalCharges"].strip() == ""
+    assert np.isnan(typed.loc[special_ids["tenure_zero"], "TotalCharges"])
+    assert typed["TotalCharges"].isna().sum() == 1
+
+
+def test_empty_total_charges_cell_is_allowed(raw_frame, dataset):
+    raw_frame.loc[3, "TotalCharges"] = np.nan  # what read_csv gives for an empty cell
+    typed = validate_raw(raw_frame, dataset)
+    assert np.isnan(typed.loc[3, "TotalCharges"])
+
+
+def test_blank_tenure_is_not_allowed(raw_frame, dataset):
+    raw_frame.loc[2, "tenure"] = np.nan
+    failure = _only(raw_frame, dataset)
+    assert failure.column == "tenure"
+    assert "missing" in failure.check
+    assert failure.failing_rows == 1
+
+
+def test_whitespace_tenure_is_not_allowed(raw_frame, dataset):
+    raw_frame.loc[2, "tenure"] = " "
+    failure = _only(raw_frame, dataset)
+    assert failure.column == "tenure"
+    assert failure.failing_rows == 1
+
+
+# --- one problem at a time ---------------------------------------------------------------
+
+def test_missing_column(raw_frame, dataset):
+    failure = _only(raw_frame.drop(columns=["Contract"]), dataset)
+    assert failure.column == "Contract"
+    assert "missing" in failure.check
+    assert "Contract" in failure.describe()
+
+
+def test_wrong_type(raw_frame, dataset):
+    raw_frame.loc[4, "tenure"] = "twelve"
+    failure = _only(raw_frame, dataset)  # reported once: not also as missing / out of range
+    assert failure.column == "tenure"
+    assert "type" in failure.check
+    assert failure.failing_rows == 1
+    assert _examples(failure) == ["twelve"]
+
+
+def test_negative_tenure(raw_frame, dataset):
+    raw_frame.loc[[1, 6], "tenure"] = ["-3", "-5"]
+    failure = _only(raw_frame, dataset)
+    assert failure.column == "tenure"
+    assert "minimum" in failure.check
+    assert failure.failing_rows == 2
+    assert sorted(float(v) for v in _examples(failure)) == [-5.0, -3.0]
+
+
+def test_non_integer_tenure(raw_frame, dataset):
+    raw_frame.loc[1, "tenure"] = "2.5"
+    failure = _only(raw_frame, dataset)
+    assert failure.column == "tenure"
+    assert failure.failing_rows == 1
+    assert [float(v) for v in _examples(failure)] == [2.5]
+
+
+def test_duplicate_customer_id(raw_frame, dataset):
+    duplicated = raw_frame.loc[0, dataset.id_column]
+    raw_frame.loc[5, dataset.id_column] = duplicated
+    failure = _only(raw_frame, dataset)
+    assert failure.column == dataset.id_column
+    assert "duplicate" in failure.check
+    assert failure.failing_rows == 2
+    assert _examples(failure) == [duplicated]
+
+
+def test_unknown_category(raw_frame, dataset):
+    raw_frame.loc[[0, 2, 8], "Contract"] = "Monthly"
+    failure = _only(raw_frame, dataset)
+    assert failure.column == "Contract"
+    assert "unknown value" in failure.check
+    assert all(level in failure.check for level in dataset.categorical["Contract"])
+    assert failure.failing_rows == 3
+    assert _examples(failure) == ["Monthly"]  # examples are distinct values
+
+
+def test_unknown_label(raw_frame, dataset):
+    raw_frame.loc[7, dataset.label_column] = "Maybe"
+    failure = _only(raw_frame, dataset)
+    assert failure.column == dataset.label_column
+    assert "unknown value" in failure.check
+    assert failure.failing_rows == 1
+    assert _examples(failure) == ["Maybe"]
+
+
+def test_header_only_frame(raw_frame, dataset):
+    failure = _only(raw_frame.iloc[:0], dataset)
+    assert failure.failing_rows == 0
+    assert "no data rows" in failure.check
+
+
+def test_examples_are_capped_and_distinct(raw_frame, dataset):
+    big = pd.concat([raw_frame] * 10, ignore_index=True)
+    big[dataset.id_column] = [f"id-{i}" for i in range(len(big))]
+    big.loc[:19, "PaymentMethod"] = [f"Cash {i % 8}" for i in range(20)]
+    failure = _only(big, dataset)
+    assert failure.column == "PaymentMethod"
+    assert failure.failing_rows == 20
+    examples = _examples(failure)
+    assert 1 <= len(examples) <= 5
+    assert len(set(examples)) == len(examples)
+    assert set(examples) <= {f"Cash {i}" for i in range(8)}
+
+
+@pytest.mark.parametrize("value", ["inf", "Infinity"])
+def test_infinite_number_breaks_the_contract(raw_frame, dataset, value):
+    raw_frame.loc[0, "MonthlyCharges"] = value
+    failure = _only(raw_frame, dataset)
+    assert failure.column == "MonthlyCharges"
+
+
+# --- several problems at once -----------------------------------------------------------
+
+@pytest.fixture
+def seven_problems(raw_frame, dataset):
+    raw = raw_frame.drop(columns=["PaymentMethod"])                    # 1 missing column
+    raw.loc[0, "tenure"] = "twelve"                                    # 2 wrong type
+    raw.loc[1, "tenure"] = "-3"                                        # 3 below minimum
+    raw.loc[3, dataset.id_column] = raw.loc[2, dataset.id_column]      # 4 duplicate id
+    raw.loc[4, "Contract"] = "Monthly"                                 # 5 unknown category
+    raw.loc[5, dataset.label_column] = "Maybe"                         # 6 unknown label
+    raw.loc[6, "MonthlyCharges"] = np.nan                              # 7 missing value
+    return raw
+
+
+def test_all_problems_reported_together(seven_problems, dataset):
+    failures = _failures(seven_problems, dataset)
+    by_column = {}
+    for failure in failures:
+        by_column.setdefault(failure.column, []).append(failure)
+    assert len(failures) == 7
+    assert set(by_column) == {"PaymentMethod", "tenure", dataset.id_column, "Contract",
+                              dataset.label_column, "MonthlyCharges"}
+    assert len(by_column["tenure"]) == 2
+    assert {f.failing_rows for f in by_column["tenure"]} == {1}
+    assert by_column[dataset.id_column][0].failing_rows == 2
+    assert by_column["MonthlyCharges"][0].failing_rows == 1
+
+
+def test_error_message_is_short_and_informative(seven_problems, dataset):
+    with pytest.raises(ContractError) as info:
+        validate_raw(seven_problems, dataset, source="data/raw/x.csv")
+    message = str(info.value)
+    lines = message.splitlines()
+    assert len(lines) <= 15
+    assert "data/raw/x.csv" in lines[0]
+    for failure in info.value.failures:
+        line = next(l for l in lines if failure.describe() in l)
+        assert failure.column in line
+        if failure.failing_rows:
+            assert f"in {failure.failing_rows} row" in line
+            assert all(example in line for example in failure.examples)
+    assert any("'twelve'" in l and "tenure" in l for l in lines)
+    assert any("'Monthly'" in l and "Contract" in l and "1 row" in l for l in lines)
+    assert any("'Maybe'" in l and dataset.label_column in l for l in lines)
+    assert any("PaymentMethod" in l and "missing" in l for l in lines)
+
+
+def test_contract_error_is_a_churn_error():
+    assert issubclass(ContractError, ChurnError)
+
+
+# --- reading the file -------------------------------------------------------------------
+
+def test_read_raw_csv_keeps_text(tmp_path, raw_csv_text, raw_frame):
+    path = tmp_path / "raw.csv"
+    path.write_text(raw_csv_text)
+    df = read_raw_csv(path)
+    pd.testing.assert_frame_equal(df, raw_frame)
+    assert (df["SeniorCitizen"].isin(["0", "1"])).all()  # not parsed as ints
+
+
+def test_read_raw_csv_zero_bytes(tmp_path):
+    path = tmp_path / "raw.csv"
+    path.write_bytes(b"")
+    with pytest.raises(ChurnError, match="empty"):
+        read_raw_csv(path)
+
+
+def test_read_raw_csv_missing_file(tmp_path):
+    with pytest.raises(ChurnError, match="not found"):
+        read_raw_csv(tmp_path / "absent.csv")
+
+
+@pytest.mark.parametrize("content", ["\n", "\n\n  \n"])
+def test_read_raw_csv_no_header(tmp_path, content):
+    path = tmp_path / "raw.csv"
+    path.write_text(content)
+    with pytest.raises(ChurnError, match="no header"):
+        read_raw_csv(path)
+
+
+def test_rows_without_header_line_break_the_contract(tmp_path, raw_csv_text, dataset):
+    path = tmp_path / "raw.csv"
+    path.write_text(raw_csv_text.split("\n", 1)[1])  # data rows only
+    with pytest.raises(ChurnError):
+        validate_raw(read_raw_csv(path), dataset, source=str(path))
+
+
+def test_read_raw_csv_unparseable(tmp_path):
+    path = tmp_path / "raw.csv"
+    path.write_text('a,b\n1,"unterminated\n')
+    with pytest.raises(ChurnError, match="not a readable CSV"):
+        read_raw_csv(path)
+
+
+def test_header_only_file_breaks_the_contract(tmp_path, raw_csv_text, dataset):
+    path = tmp_path / "raw.csv"
+    path.write_text(raw_csv_text.split("\n", 1)[0] + "\n")
+    with pytest.raises(ContractError) as info:
+        validate_raw(read_raw_csv(path), dataset)
+    assert len(info.value.failures) == 1
+    assert "no data rows" in info.value.failures[0].check
