@@ -1,0 +1,1 @@
+"""Training: the scikit-learn pipeline, its deterministic file format, MLflow tracking."""

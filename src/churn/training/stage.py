@@ -1,0 +1,66 @@
+"""The train stage: fit the configured pipeline, log one MLflow run, write the model file."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+
+from churn.config import Params
+from churn.errors import ChurnError
+from churn.evaluation.metrics import classification_metrics
+from churn.io import md5_file, write_bytes
+from churn.training.model_io import model_to_bytes, trusted_types_of
+from churn.training.pipeline import build_pipeline
+
+INPUT_EXAMPLE_ROWS = 5
+
+
+def read_split(path, dataset) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise ChurnError(f"{path} not found: run `dvc repro prep` first.") from None
+    expected = [*dataset.feature_columns, dataset.label_column]
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        raise ChurnError(f"{path} lacks columns {missing}: rerun `dvc repro prep`.")
+    return frame
+
+
+def run(params: Params) -> dict:
+    from churn.training import tracking
+
+    paths, dataset = params.paths, params.dataset
+    train = read_split(paths.train_set, dataset)
+    validation = read_split(paths.validation_set, dataset)
+    features, label = dataset.feature_columns, dataset.label_column
+
+    model = build_pipeline(dataset, params.train).fit(train[features], train[label])
+    threshold = params.train.decision_threshold
+    metrics = {}
+    for name, frame in (("train", train), ("validation", validation)):
+        scores = classification_metrics(frame[label], model.predict_proba(frame[features])[:, 1], threshold)
+        metrics.update({f"{name}_{key}": value for key, value in scores.items()})
+
+    model_bytes = model_to_bytes(model)
+    model_md5 = hashlib.md5(model_bytes).hexdigest()
+    run_id = tracking.log_training_run(
+        params,
+        model=model,
+        input_example=train[features].head(INPUT_EXAMPLE_ROWS),
+        metrics=metrics,
+        datasets=[
+            tracking.LoggedDataset("train", train, str(paths.train_set), md5_file(paths.train_set), "training"),
+            tracking.LoggedDataset(
+                "validation", validation, str(paths.validation_set), md5_file(paths.validation_set), "validation"
+            ),
+        ],
+        model_md5=model_md5,
+        raw_md5=md5_file(paths.raw),
+        trusted_types=trusted_types_of(model_bytes),
+    )
+    # Written last: if tracking fails the stage fails with no model, so every model file
+    # that DVC caches has its MLflow run.
+    write_bytes(paths.model, model_bytes)
+    return {"run_id": run_id, "model_md5": model_md5, **metrics}

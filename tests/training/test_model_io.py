@@ -1,0 +1,335 @@
+"""The model file is a byte-deterministic skops archive that only loads sklearn/numpy types."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.preprocessing import FunctionTransformer
+
+import churn
+from churn.errors import ChurnError
+from churn.training.model_io import canonicalize, load_model, model_to_bytes, save_model
+
+# Executed both in this process and in fresh subprocesses, so all fit the same models.
+BUILD_SRC = textwrap.dedent(
+    """
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import (
+        GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier,
+    )
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    FAMILIES = {
+        "hgb": lambda: HistGradientBoostingClassifier(max_iter=5, random_state=0),
+        "gb": lambda: GradientBoostingClassifier(n_estimators=3, random_state=0),
+        "rf": lambda: RandomForestClassifier(n_estimators=3, random_state=0),
+        "lr": lambda: LogisticRegression(max_iter=200),
+    }
+
+    def make_data(n=160):
+        rng = np.random.default_rng(0)
+        X = pd.DataFrame({
+            "tenure": rng.integers(0, 72, n).astype(float),
+            "charges": rng.normal(70.0, 20.0, n),
+            "contract": rng.choice(["month", "one_year", "two_year"], n),
+            "payment": rng.choice(["card", "bank", "check"], n),
+        })
+        X.loc[::7, "charges"] = np.nan
+        X.loc[::11, "contract"] = np.nan
+        y = (rng.random(n) < 0.3).astype(int)
+        return X, y
+
+    def make_pipeline(family):
+        numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+        pre = ColumnTransformer(
+            [
+                ("numeric", numeric, ["tenure", "charges"]),
+                ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                 ["contract", "payment"]),
+            ],
+            remainder="drop",
+            verbose_feature_names_out=False,
+        )
+        return Pipeline([("preprocess", pre), ("classifier", FAMILIES[family]())])
+
+    def fit(family):
+        X, y = make_data()
+        return make_pipeline(family).fit(X, y)
+    """
+)
+_ns: dict = {}
+exec(BUILD_SRC, _ns)
+FAMILIES, make_data, fit = _ns["FAMILIES"], _ns["make_data"], _ns["fit"]
+
+# Each subprocess allocates a different amount of garbage first, so object ids differ
+# even if address-space randomisation happened to line up; PYTHONHASHSEED differs too.
+SUBPROCESS_MAIN = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import skops.io as sio
+    from churn.training.model_io import model_to_bytes
+    out, junk = Path(sys.argv[1]), int(sys.argv[2])
+    keep = [object() for _ in range(junk)]
+    objects = {family: fit(family) for family in FAMILIES}
+    objects["set"] = {"words": {f"word{i}" for i in range(30)}}
+    for name, obj in objects.items():
+        (out / f"{name}.skops").write_bytes(model_to_bytes(obj))
+        (out / f"{name}.raw.skops").write_bytes(sio.dumps(obj))
+    """
+)
+SUBPROCESS_SETTINGS = [("0", 10), ("4242", 20_000)]  # (PYTHONHASHSEED, garbage objects)
+
+
+def _schema(data: bytes) -> dict:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return json.loads(archive.read("schema.json"))
+
+
+def _node_ids(schema) -> set:
+    ids = set()
+    stack = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("__loader__"), str):
+                ids.add(item["__id__"])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return ids
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return {family: fit(family) for family in FAMILIES}
+
+
+def test_same_model_dumped_twice_gives_identical_bytes(fitted):
+    for family, model in fitted.items():
+        assert model_to_bytes(model) == model_to_bytes(model), family
+
+
+@pytest.fixture(scope="module")
+def subprocess_outputs(tmp_path_factory):
+    """Archives written by two fresh interpreters, run side by side."""
+    src_dir = str(Path(churn.__file__).resolve().parents[1])
+    pythonpath = os.pathsep.join(filter(None, [src_dir, os.environ.get("PYTHONPATH")]))
+    runs = []
+    for seed, junk in SUBPROCESS_SETTINGS:
+        out = tmp_path_factory.mktemp(f"hashseed{seed}")
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": pythonpath}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", BUILD_SRC + SUBPROCESS_MAIN, str(out), str(junk)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        runs.append((proc, out))
+    for proc, _ in runs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+    return [out for _, out in runs]
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_identically_fitted_models_in_separate_processes_give_identical_bytes(
+    subprocess_outputs, fitted, family
+):
+    first, second = subprocess_outputs
+    raw_a = (first / f"{family}.raw.skops").read_bytes()
+    raw_b = (second / f"{family}.raw.skops").read_bytes()
+    # The harness has teeth: plain skops archives of these models do differ.
+    assert _schema(raw_a) != _schema(raw_b)
+    canonical = (first / f"{family}.skops").read_bytes()
+    assert canonical == (second / f"{family}.skops").read_bytes()
+    # ... and equal the archive of the same model fitted in this (third) process.
+    assert canonical == model_to_bytes(fitted[family])
+    # Canonicalising is idempotent: the canonical archive is its own canonical form.
+    assert canonicalize(canonical) == canonical
+
+
+def test_sets_are_written_independently_of_hash_seed(subprocess_outputs):
+    first, second = subprocess_outputs
+
+    def items(schema):
+        return [item["content"] for item in schema["content"]["words"]["content"]]
+
+    raw_a = _schema((first / "set.raw.skops").read_bytes())
+    raw_b = _schema((second / "set.raw.skops").read_bytes())
+    assert items(raw_a) != items(raw_b)  # skops writes a set in hash order
+    canonical = (first / "set.skops").read_bytes()
+    assert canonical == (second / "set.skops").read_bytes()
+    assert sio.loads(canonical, trusted=[]) == {"words": {f"word{i}" for i in range(30)}}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_round_trip_predicts_identically(fitted, family):
+    model = fitted[family]
+    X, _ = make_data()
+    loaded = load_model(model_to_bytes(model))
+    assert type(loaded) is type(model)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_archive_layout_is_canonical(fitted):
+    data = model_to_bytes(fitted["hgb"])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = archive.infolist()
+        names = [info.filename for info in infos]
+        assert names == sorted(names)
+        assert "schema.json" in names
+        for info in infos:
+            assert info.date_time == (1980, 1, 1, 0, 0, 0)
+            assert info.external_attr >> 16 == 0o100644
+            assert info.compress_type == zipfile.ZIP_STORED
+        schema = json.loads(archive.read("schema.json"))
+    ids, files = [], []
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            if isinstance(obj.get("__loader__"), str):
+                ids.append(obj["__id__"])
+                if "file" in obj:
+                    files.append(obj["file"])
+            for value in obj.values():
+                walk(value)
+        elif isinstance(obj, list):
+            for value in obj:
+                walk(value)
+
+    walk(schema)
+    assert min(ids) == 1 and max(ids) == len(set(ids))  # dense 1..n, no id() values
+    assert sorted(set(files)) == [n for n in names if n != "schema.json"]
+
+
+def test_shared_objects_stay_shared():
+    shared_list = ["a", "b"]
+    shared_array = np.arange(5.0)
+    obj = {"x": shared_list, "y": shared_list, "p": shared_array, "q": shared_array, "s": {"k", "j"}}
+    data = model_to_bytes(obj)
+    loaded = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    assert loaded["x"] is loaded["y"]
+    assert loaded["p"] is loaded["q"]
+    np.testing.assert_array_equal(loaded["p"], shared_array)
+    assert loaded["s"] == {"k", "j"}
+
+
+def test_dict_with_mixed_key_types_keeps_its_keys_and_order():
+    # Sorting schema keys would pair DictNode keys with the wrong key types.
+    obj = {"b": 1, 2: "x", "a": None}
+    loaded = sio.loads(model_to_bytes(obj), trusted=[])
+    assert loaded == obj
+    assert list(loaded) == ["b", 2, "a"]
+
+
+def test_equal_immutable_values_give_equal_bytes_whether_or_not_they_are_one_object():
+    # Whether two equal strings/floats are one object (interning, code constants, a
+    # parsed params file) is an accident of the code path; it must not change the file.
+    word = "churn_" + str(len(FAMILIES))
+    same_object = {"a": word, "b": word, "c": 0.25}
+    equal_objects = {"a": word, "b": "".join(["churn_", str(len(FAMILIES))]), "c": float("0.25")}
+    assert equal_objects["b"] is not word and equal_objects == same_object
+    assert model_to_bytes(same_object) == model_to_bytes(equal_objects)
+    # (plain skops does tell them apart: one shared id versus two)
+    assert len(_node_ids(_schema(sio.dumps(same_object)))) < len(_node_ids(_schema(sio.dumps(equal_objects))))
+
+
+def test_save_model_returns_md5_of_written_file(tmp_path, fitted):
+    target = tmp_path / "models" / "model.skops"
+    digest = save_model(fitted["lr"], target)
+    data = target.read_bytes()
+    assert digest == hashlib.md5(data).hexdigest()
+    assert data == model_to_bytes(fitted["lr"])
+    assert not [p for p in target.parent.iterdir() if p != target]  # no temp file left
+    np.testing.assert_array_equal(
+        load_model(target).predict_proba(make_data()[0]), fitted["lr"].predict_proba(make_data()[0])
+    )
+    assert load_model(str(target)) is not None
+
+
+class HomemadeClassifier(ClassifierMixin, BaseEstimator):
+    """A custom type that is not sklearn's or numpy's."""
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+
+def test_archive_with_custom_class_is_refused(tmp_path):
+    data = sio.dumps(HomemadeClassifier().fit([[0], [1]], [0, 1]))
+    with pytest.raises(ChurnError, match="HomemadeClassifier") as info:
+        load_model(data)
+    assert "not a model this project wrote" in str(info.value)
+    path = tmp_path / "model.skops"
+    path.write_bytes(data)
+    with pytest.raises(ChurnError, match="not a model this project wrote"):
+        load_model(path)
+
+
+def test_sklearn_pipeline_calling_a_foreign_function_is_refused():
+    X, y = make_data()
+    model = FunctionTransformer(math.sqrt).fit(X[["tenure"]].to_numpy(), y)
+    data = model_to_bytes(model)
+    assert "math.sqrt" in sio.get_untrusted_types(data=data)
+    with pytest.raises(ChurnError, match=r"math\.sqrt"):
+        load_model(data)
+
+
+def test_type_names_that_only_look_like_sklearn_are_refused():
+    # A module called "sklearnx" is not sklearn: the trust check needs the dot.
+    data = sio.dumps(HomemadeClassifier().fit([[0], [1]], [0, 1]))
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    schema = json.loads(members["schema.json"])
+    schema["__module__"] = "sklearnx.evil"
+    members["schema.json"] = json.dumps(schema).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(ChurnError, match=r"sklearnx\.evil\.HomemadeClassifier"):
+        load_model(buffer.getvalue())
+
+
+def test_missing_file_is_reported(tmp_path):
+    with pytest.raises(ChurnError, match=r"not found: run `dvc repro train` or `dvc pull`"):
+        load_model(tmp_path / "nope.skops")
+
+
+@pytest.mark.parametrize("garbage", [b"", b"definitely not a zip", b"PK\x03\x04" + b"\x00" * 40])
+def test_garbage_is_not_a_valid_archive(tmp_path, garbage):
+    with pytest.raises(ChurnError, match="is not a valid skops archive"):
+        load_model(garbage)
+    path = tmp_path / "model.skops"
+    path.write_bytes(garbage)
+    with pytest.raises(ChurnError, match="is not a valid skops archive"):
+        load_model(path)
+
+
+def test_zip_without_schema_is_not_a_valid_archive():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("hello.txt", "hi")
+    with pytest.raises(ChurnError, match="is not a valid skops archive"):
+        load_model(buffer.getvalue())
