@@ -1,0 +1,1 @@
+"""Evaluation: test-set metrics, plot data and the data-drift summary."""

@@ -1,0 +1,72 @@
+"""Plot data as small CSV tables that `dvc plots show/diff` render with its templates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import calibration_curve
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+DIGITS = 6
+
+# file name -> the dvc.yaml plot properties that render it
+PLOT_FILES = {
+    "roc": "roc.csv",
+    "precision_recall": "precision_recall.csv",
+    "confusion": "confusion.csv",
+    "calibration": "calibration.csv",
+    "feature_importance": "feature_importance.csv",
+}
+
+
+def roc_table(y_true, proba) -> pd.DataFrame:
+    fpr, tpr, thresholds = roc_curve(y_true, proba, drop_intermediate=True)
+    # roc_curve's first threshold is +inf, which JSON and CSV readers disagree on.
+    thresholds = np.minimum(thresholds, 1.0)
+    return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thresholds}).round(DIGITS)
+
+
+def precision_recall_table(y_true, proba, max_points: int = 1000) -> pd.DataFrame:
+    precision, recall, thresholds = precision_recall_curve(y_true, proba)
+    table = pd.DataFrame(
+        {"recall": recall[:-1], "precision": precision[:-1], "threshold": thresholds}
+    )
+    # One row per distinct score is too many to plot for large test sets; an even subsample
+    # keeps the curve's shape.
+    if len(table) > max_points:
+        table = table.iloc[np.linspace(0, len(table) - 1, max_points).round().astype(int)]
+    return table.round(DIGITS).reset_index(drop=True)
+
+
+def confusion_table(y_true, proba, threshold: float) -> pd.DataFrame:
+    labels = np.array(["no_churn", "churn"])
+    return pd.DataFrame(
+        {
+            "actual": labels[np.asarray(y_true, dtype=int)],
+            "predicted": labels[(np.asarray(proba) >= threshold).astype(int)],
+        }
+    )
+
+
+def calibration_table(y_true, proba, bins: int) -> pd.DataFrame:
+    fraction_positive, mean_predicted = calibration_curve(y_true, proba, n_bins=bins, strategy="quantile")
+    return pd.DataFrame(
+        {"mean_predicted": mean_predicted, "fraction_positive": fraction_positive}
+    ).round(DIGITS)
+
+
+def importance_table(model, features: pd.DataFrame, y_true, *, n_repeats: int, sample_size: int, seed: int) -> pd.DataFrame:
+    """Permutation importance of each raw input column: model-agnostic and deterministic."""
+    if len(features) > sample_size:
+        sample = features.sample(n=sample_size, random_state=seed)
+        y_sample = pd.Series(np.asarray(y_true), index=features.index).loc[sample.index]
+    else:
+        sample, y_sample = features, y_true
+    result = permutation_importance(
+        model, sample, y_sample, scoring="roc_auc", n_repeats=n_repeats, random_state=seed, n_jobs=1
+    )
+    table = pd.DataFrame(
+        {"feature": features.columns, "importance": result.importances_mean, "std": result.importances_std}
+    )
+    return table.sort_values(["importance", "feature"], ascending=[False, True]).round(DIGITS).reset_index(drop=True)

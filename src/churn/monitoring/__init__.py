@@ -1,0 +1,1 @@
+"""Monitoring: data-drift numbers and reports between a reference and a current feature set."""

@@ -1,0 +1,59 @@
+"""The validate stage: score the validation set, apply the gates, write the verdict.
+
+A rejection is written as data and the stage succeeds, so evaluation and reporting still
+run; `churn gate` turns the verdict into an exit code for CI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from churn.config import Params
+from churn.evaluation.metrics import classification_metrics
+from churn.io import md5_file, write_json
+from churn.training.model_io import load_model
+from churn.training.stage import read_split
+from churn.validation.gates import data_checks, model_checks, verdict
+
+
+def run(params: Params) -> dict:
+    paths, dataset = params.paths, params.dataset
+    model = load_model(paths.model)
+    train = read_split(paths.train_set, dataset)
+    validation = read_split(paths.validation_set, dataset)
+    proba = model.predict_proba(validation[dataset.feature_columns])[:, 1]
+    metrics = classification_metrics(validation[dataset.label_column], proba, params.train.decision_threshold)
+    checks = model_checks(metrics, params.validation.gates) + data_checks(
+        train, validation, dataset, params.validation.data_checks
+    )
+    result = {
+        **verdict(checks),
+        "model_md5": md5_file(paths.model),
+        "decision_threshold": params.train.decision_threshold,
+        "validation_metrics": metrics,
+    }
+    write_json(paths.verdict, result)
+    return result
+
+
+def read_verdict(path: Path, model_path: Path) -> tuple[bool, list[str]]:
+    """(passed, reasons). Anything that prevents checking is a rejection: fail closed."""
+    try:
+        data = json.loads(Path(path).read_text())
+        outcome, reasons = data["verdict"], list(data["reasons"])
+    except FileNotFoundError:
+        return False, [f"no verdict at {path}: run `dvc repro validate`"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return False, [f"verdict {path} is unreadable ({exc.__class__.__name__}): rerun `dvc repro validate`"]
+    try:
+        current_md5 = md5_file(model_path)
+    except OSError:
+        return False, [f"model {model_path} is missing, so the verdict cannot apply to it: run `dvc repro`"]
+    if data.get("model_md5") != current_md5:
+        return False, [f"verdict {path} was made for another model than {model_path}: rerun `dvc repro validate`"]
+    if outcome == "passed" and not reasons:
+        return True, []
+    if outcome == "rejected":
+        return False, reasons or ["rejected without a recorded reason"]
+    return False, [f"verdict {path} says {outcome!r}, which is neither passed nor rejected"]
