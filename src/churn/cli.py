@@ -1,0 +1,141 @@
+"""`churn`: the one command-line entry point; every DVC stage calls a subcommand of it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from churn.config import DEFAULT_PARAMS, load_params
+from churn.errors import ChurnError
+
+log = logging.getLogger("churn")
+
+
+def _simulate(args, params) -> int:
+    from churn.data import snapshot
+
+    n = args.rows or params.simulate.n_customers
+    seed = args.seed if args.seed is not None else params.simulate.seed
+    drift = params.simulate.drift if args.period == "drifted" else None
+    output = Path(args.output) if args.output else params.paths.raw
+    meta = snapshot.simulated_meta(n, seed, drift)
+    snapshot.simulate_to(output, meta)
+    print(f"wrote {n} simulated customers ({args.period} period) to {output}")
+    if args.track:
+        snapshot.track(output, meta)
+        print(f"tracked with DVC: commit {snapshot.dvc_file(output)}")
+    return 0
+
+
+def _ensure_data(args, params) -> int:
+    from churn.data.snapshot import ensure_raw
+
+    how = ensure_raw(params)
+    print(f"raw data {params.paths.raw}: {how}")
+    return 0
+
+
+def _stage(module: str):
+    def run(args, params) -> int:
+        from importlib import import_module
+
+        started = time.perf_counter()
+        result = import_module(module).run(params)
+        log.info("%s done in %.1f s", module.split(".")[1], time.perf_counter() - started)
+        if args.verbose:
+            print(json.dumps(result, indent=2, default=str))
+        return 0
+
+    return run
+
+
+def _gate(args, params) -> int:
+    from churn.validation.stage import read_verdict
+
+    passed, reasons = read_verdict(params.paths.verdict, params.paths.model)
+    if passed:
+        print("gate: passed")
+        return 0
+    print("gate: rejected", file=sys.stderr)
+    for reason in reasons:
+        print(f"  - {reason}", file=sys.stderr)
+    return 1
+
+
+def _summary(args, params) -> int:
+    from churn.summary import render
+
+    print(render(params))
+    return 0
+
+
+def _limit_native_threads(threads: int) -> None:
+    # Read by OpenMP and BLAS when they load, which happens later, inside the handlers.
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(threads))
+
+
+def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
+    # Accepted before or after the subcommand; the subcommand's copy must not reset a
+    # value given before it, hence SUPPRESS there.
+    default = (lambda value: value) if top_level else (lambda value: argparse.SUPPRESS)
+    parser.add_argument("--params", default=default(str(DEFAULT_PARAMS)), help="params file (default: params.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="print the command's result")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="churn", description=__doc__)
+    _add_common(parser, top_level=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str, handler) -> argparse.ArgumentParser:
+        child = sub.add_parser(name, help=text, description=text)
+        _add_common(child, top_level=False)
+        child.set_defaults(handler=handler)
+        return child
+
+    simulate = command("simulate", "write a simulated Telco-schema snapshot", _simulate)
+    simulate.add_argument("--period", choices=["baseline", "drifted"], default="baseline")
+    simulate.add_argument("--rows", type=int, help="customers (default: simulate.n_customers)")
+    simulate.add_argument("--seed", type=int, help="seed (default: simulate.seed)")
+    simulate.add_argument("--output", help="CSV path (default: paths.raw)")
+    simulate.add_argument("--track", action="store_true", help="dvc add + push it, recording its settings")
+
+    command("ensure-data", "make the tracked raw snapshot present: pull it, or recreate it bit-for-bit", _ensure_data)
+    for name, module, text in (
+        ("prep", "churn.prep.stage", "validate and clean raw data; feature/label tables; split"),
+        ("train", "churn.training.stage", "fit the model and log the MLflow run"),
+        ("validate", "churn.validation.stage", "apply quality gates and data checks; write the verdict"),
+        ("evaluate", "churn.evaluation.stage", "test metrics, plot data and drift summary"),
+    ):
+        command(name, text, _stage(module))
+    command("gate", "exit non-zero unless the verdict passed (fails closed)", _gate)
+    command("summary", "key metrics, verdict, MLflow run and where the reports are", _summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("mlflow", "alembic", "urllib3", "evidently", "git"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.")
+    try:
+        params = load_params(args.params)
+        _limit_native_threads(params.runtime.threads)
+        return args.handler(args, params)
+    except ChurnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

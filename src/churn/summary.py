@@ -1,0 +1,72 @@
+"""The closing summary of `make run`: what came out, and where to look next."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from churn.config import Params
+from churn.errors import ChurnError
+from churn.io import md5_file
+
+KEY_METRICS = ("roc_auc", "pr_auc", "f1", "recall", "precision", "log_loss")
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def mlflow_run_line(params: Params) -> str:
+    from churn.training import tracking
+
+    try:
+        run = tracking.find_run_for_model(params, md5_file(params.paths.model))
+    except (ChurnError, OSError) as exc:
+        return f"MLflow run: unavailable ({exc})"
+    if run is None:
+        return (
+            "MLflow run: none recorded for this model (its stage was restored from the DVC cache); "
+            "`dvc repro --force train` logs one"
+        )
+    return f"MLflow run: {run.info.run_id} (experiment {params.tracking.experiment!r}, {tracking.tracking_uri(params)})"
+
+
+def _tracking_uri(params: Params) -> str:
+    from churn.training.tracking import tracking_uri
+
+    return tracking_uri(params)
+
+
+def render(params: Params) -> str:
+    from churn.validation.stage import read_verdict
+
+    paths = params.paths
+    lines = ["", "== churn pipeline summary =="]
+    metrics = _read_json(paths.test_metrics)
+    if metrics:
+        lines.append("test metrics: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in KEY_METRICS if k in metrics))
+    else:
+        lines.append(f"test metrics: missing ({paths.test_metrics}); run `dvc repro`")
+    passed, reasons = read_verdict(paths.verdict, paths.model)
+    lines.append(f"gate verdict: {'passed' if passed else 'rejected'}")
+    lines += [f"  - {reason}" for reason in reasons]
+    drift = _read_json(paths.drift_metrics)
+    if drift:
+        lines.append(
+            f"train-vs-test drift: {drift['columns_drifted']} of {drift['columns_total']} columns drifted"
+        )
+    lines.append(mlflow_run_line(params))
+    lines += [
+        "",
+        "next:",
+        f"  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {_tracking_uri(params)}  (then open http://127.0.0.1:5000)",
+        f"  drift report:  {paths.drift_report_html}"
+        + ("" if paths.drift_report_html.is_file() else "  (not in this checkout: `dvc repro --force evaluate` writes it)"),
+        f"  verdict:       {paths.verdict}",
+        "  plots:         .venv/bin/dvc plots show  (writes dvc_plots/index.html)",
+        "  metrics:       .venv/bin/dvc metrics show",
+    ]
+    return "\n".join(lines)
