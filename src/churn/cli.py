@@ -55,6 +55,16 @@ def _stage(module: str):
     return run
 
 
+def _drift_report(args, params) -> int:
+    from churn.evaluation.stage import write_report
+
+    if args.if_missing and params.paths.drift_report_html.is_file():
+        return 0
+    write_report(params)
+    print(f"wrote {params.paths.drift_report_html}")
+    return 0
+
+
 def _gate(args, params) -> int:
     from churn.validation.stage import read_verdict
 
@@ -115,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("evaluate", "churn.evaluation.stage", "test metrics, plot data and drift summary"),
     ):
         command(name, text, _stage(module))
+    report = command("drift-report", "write the HTML drift report (train vs test) beside the DVC outputs", _drift_report)
+    report.add_argument("--if-missing", action="store_true", help="only when the file does not exist")
     command("gate", "exit non-zero unless the verdict passed (fails closed)", _gate)
     command("summary", "key metrics, verdict, MLflow run and where the reports are", _summary)
     return parser

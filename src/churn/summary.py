@@ -64,7 +64,7 @@ def render(params: Params) -> str:
         "next:",
         f"  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {_tracking_uri(params)}  (then open http://127.0.0.1:5000)",
         f"  drift report:  {paths.drift_report_html}"
-        + ("" if paths.drift_report_html.is_file() else "  (not in this checkout: `dvc repro --force evaluate` writes it)"),
+        + ("" if paths.drift_report_html.is_file() else "  (not in this checkout: `churn drift-report` writes it)"),
         f"  verdict:       {paths.verdict}",
         "  plots:         .venv/bin/dvc plots show  (writes dvc_plots/index.html)",
         "  metrics:       .venv/bin/dvc metrics show",

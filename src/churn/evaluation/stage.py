@@ -36,18 +36,29 @@ def run(params: Params) -> dict:
             seed=params.train.seed,
         ),
     }
-    drift_args = dict(
-        numeric=list(dataset.numeric),
-        categorical=list(dataset.categorical),
-        sample_size=settings.drift.sample_size,
-        seed=settings.drift.seed,
-    )
-    drift = drift_summary(train, test, drift_share=settings.drift.drift_share, **drift_args)
+    drift = drift_summary(train, test, drift_share=settings.drift.drift_share, **_drift_args(params))
 
     write_json(paths.test_metrics, metrics)
     for name, table in tables.items():
         write_csv(paths.plots_dir / plots.PLOT_FILES[name], table)
     write_json(paths.drift_metrics, drift)
-    # The HTML is not byte-deterministic, so it sits beside the DVC outputs, not among them.
-    write_drift_html(train, test, path=paths.drift_report_html, **drift_args)
+    write_drift_html(train, test, path=paths.drift_report_html, **_drift_args(params))
     return {"metrics": metrics, "drift": drift}
+
+
+def _drift_args(params: Params) -> dict:
+    return dict(
+        numeric=list(params.dataset.numeric),
+        categorical=list(params.dataset.categorical),
+        sample_size=params.evaluate.drift.sample_size,
+        seed=params.evaluate.drift.seed,
+    )
+
+
+def write_report(params: Params) -> None:
+    """The HTML drift report alone. It is not byte-deterministic, so it is not a DVC output
+    and a checkout whose evaluate stage was up to date has none until this writes it."""
+    paths, dataset = params.paths, params.dataset
+    train = read_split(paths.train_set, dataset)
+    test = read_split(paths.test_set, dataset)
+    write_drift_html(train, test, path=paths.drift_report_html, **_drift_args(params))
