@@ -32,6 +32,8 @@ class Paths(_Strict):
     drift_metrics: Path
     plots_dir: Path
     drift_report_html: Path
+    challenge: Path = Path("reports/challenge.json")
+    inference_log: Path = Path("data/inference_log")
 
 
 class DriftScenario(_Strict):
@@ -151,6 +153,22 @@ class Validate(_Strict):
     data_checks: DataChecks = DataChecks()
 
 
+class ComparisonRule(_Strict):
+    max_drop: float | None = Field(None, ge=0)
+    max_increase: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ComparisonRule":
+        if (self.max_drop is None) == (self.max_increase is None):
+            raise ValueError("give exactly one of max_drop (higher is better) or max_increase (lower is better)")
+        return self
+
+
+class Registry(_Strict):
+    model_name: str = "churn-classifier"
+    comparison: dict[str, ComparisonRule] = {}
+
+
 class Importance(_Strict):
     n_repeats: int = 3
     sample_size: int = 5000
@@ -177,6 +195,7 @@ class Params(_Strict):
     prep: Prep = Prep()
     train: Train = Train()
     runtime: Runtime = Runtime()
+    registry: Registry = Registry()
     tracking: Tracking = Tracking()
     # "validate" is a BaseModel method name, so the section is read under an alias.
     validation: Validate = Field(Validate(), alias="validate")

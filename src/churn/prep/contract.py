@@ -66,24 +66,37 @@ def read_raw_csv(path: str | Path) -> pd.DataFrame:
         raise ChurnError(f"raw data {path} is not a readable CSV: {exc}") from None
 
 
-def blank_to_missing(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
-    """Whitespace-only cells of `blank_as_missing` columns become NaN (pandera's coerce won't)."""
+def normalise(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """Bring records from any reader to the contract's text form.
+
+    Whitespace-only cells of `blank_as_missing` columns become NaN (pandera's coerce won't),
+    and categorical codes that arrive as numbers (SeniorCitizen 0 from JSON) become text.
+    """
     out = raw.copy()
     for column, spec in dataset.numeric.items():
         if spec.blank_as_missing and column in out.columns:
             values = out[column]
             if values.dtype == object:
                 out[column] = values.where(values.astype(str).str.strip() != "", np.nan)
+    for column in dataset.categorical:
+        if column in out.columns and pd.api.types.is_numeric_dtype(out[column]):
+            values = out[column]
+            integral = values.dropna()
+            if pd.api.types.is_float_dtype(values) and (integral == np.floor(integral)).all():
+                values = values.astype("Int64")
+            out[column] = values.astype(object).map(lambda v: np.nan if pd.isna(v) else str(v))
     return out
 
 
-def raw_schema(dataset: Dataset) -> pa.DataFrameSchema:
+def raw_schema(dataset: Dataset, label_required: bool = True) -> pa.DataFrameSchema:
+    """The contract; scoring input may omit the label (or leave it blank)."""
     columns: dict[str, pa.Column] = {
         dataset.id_column: pa.Column(str, nullable=False, unique=True, coerce=True),
         dataset.label_column: pa.Column(
             str,
             checks=pa.Check.isin([dataset.positive_label, dataset.negative_label]),
-            nullable=False,
+            nullable=not label_required,
+            required=label_required,
         ),
     }
     if dataset.timestamp_column:
@@ -133,7 +146,7 @@ def parse_numbers(frame: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, 
 
 def validate_raw(raw: pd.DataFrame, dataset: Dataset, source: str = "raw data") -> pd.DataFrame:
     """Return the typed frame, or raise ContractError listing every failed check."""
-    prepared, failures, bad_cells = parse_numbers(blank_to_missing(raw, dataset), dataset)
+    prepared, failures, bad_cells = parse_numbers(normalise(raw, dataset), dataset)
     try:
         typed = raw_schema(dataset).validate(prepared, lazy=True)
     except pa.errors.SchemaErrors as exc:
@@ -180,3 +193,35 @@ def _check_name(check: str) -> str:
     if check.startswith("not_nullable"):
         return "missing values"
     return check
+
+
+REASONS_COLUMN = "rejection_reasons"
+
+
+def validate_rows(raw: pd.DataFrame, dataset: Dataset, source: str = "input") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split scoring input into (typed valid rows, rejected raw rows with their reasons).
+
+    Problems of the table itself (a missing column, no rows) still raise ContractError:
+    no row can be scored then.
+    """
+    raw = raw.reset_index(drop=True)
+    prepared, type_failures, bad_cells = parse_numbers(normalise(raw, dataset), dataset)
+    reasons: dict[int, list[str]] = {}
+    for column, index in sorted(bad_cells, key=lambda cell: (cell[1], cell[0])):
+        reasons.setdefault(index, []).append(f"{column}: wrong type (not a number) {raw.at[index, column]!r}")
+    try:
+        raw_schema(dataset, label_required=False).validate(prepared, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        table_level = cases["index"].isna()
+        if table_level.any():
+            raise ContractError(source, summarise_failures(cases[table_level])) from None
+        for column, check, value, index in zip(cases["column"], cases["check"], cases["failure_case"], cases["index"]):
+            if (column, index) in bad_cells:
+                continue
+            reasons.setdefault(int(index), []).append(f"{column}: {_check_name(str(check))} {value!r}")
+    rejected_index = sorted(reasons)
+    rejected = raw.loc[rejected_index].copy()
+    rejected[REASONS_COLUMN] = ["; ".join(dict.fromkeys(reasons[i])) for i in rejected_index]
+    valid = prepared.drop(index=rejected_index)
+    return valid, rejected.reset_index(drop=True)
