@@ -10,7 +10,7 @@ from churn.config import Params
 from churn.errors import ChurnError
 from churn.evaluation.metrics import classification_metrics
 from churn.io import md5_file, write_bytes
-from churn.training.model_io import model_to_bytes, trusted_types_of
+from churn.training.model_io import model_to_bytes
 from churn.training.pipeline import build_pipeline
 
 INPUT_EXAMPLE_ROWS = 5
@@ -26,6 +26,13 @@ def read_split(path, dataset) -> pd.DataFrame:
     if missing:
         raise ChurnError(f"{path} lacks columns {missing}: rerun `dvc repro prep`.")
     return frame
+
+
+def raw_example(raw_path, dataset) -> pd.DataFrame:
+    """A few raw records as a client sends them (types as pandas reads the raw CSV): the
+    servable model takes raw records, not cleaned features."""
+    columns = [*dataset.key_columns, *dataset.feature_columns]
+    return pd.read_csv(raw_path, usecols=columns)[columns].head(INPUT_EXAMPLE_ROWS)
 
 
 def run(params: Params) -> dict:
@@ -47,8 +54,8 @@ def run(params: Params) -> dict:
     model_md5 = hashlib.md5(model_bytes).hexdigest()
     run_id = tracking.log_training_run(
         params,
-        model=model,
-        input_example=train[features].head(INPUT_EXAMPLE_ROWS),
+        model_bytes=model_bytes,
+        input_example=raw_example(paths.raw, dataset),
         metrics=metrics,
         datasets=[
             tracking.LoggedDataset("train", train, str(paths.train_set), md5_file(paths.train_set), "training"),
@@ -58,7 +65,6 @@ def run(params: Params) -> dict:
         ],
         model_md5=model_md5,
         raw_md5=md5_file(paths.raw),
-        trusted_types=trusted_types_of(model_bytes),
     )
     # Written last: if tracking fails the stage fails with no model, so every model file
     # that DVC caches has its MLflow run.

@@ -26,9 +26,10 @@ TAG_MODEL_MD5 = "dvc.model_md5"
 TAG_RAW_MD5 = "dvc.raw_md5"
 TAG_PARAMS_HASH = "params_hash"
 TAG_GIT_COMMIT = "git_commit"
+TAG_MODEL_URI = "model_uri"  # the logged model's models:/ URI, for registration
 MODEL_NAME_IN_RUN = "model"
 # Exact versions of what the logged model needs, so MLflow need not infer them (slow).
-SERVING_PACKAGES = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "pyarrow")
+SERVING_PACKAGES = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "pyarrow", "pandera", "pydantic", "ruamel.yaml")
 
 
 @dataclass(frozen=True)
@@ -112,27 +113,31 @@ def run_params(params: Params, rows: dict[str, int]) -> dict[str, Any]:
 def log_training_run(
     params: Params,
     *,
-    model,
+    model_bytes: bytes,
     input_example: pd.DataFrame,
     metrics: dict[str, float],
     datasets: list[LoggedDataset],
     model_md5: str,
     raw_md5: str,
-    trusted_types: list[str],
+    run_name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
 ) -> str:
+    """One run: params, metrics, dataset inputs, the servable model; returns its run id."""
     mlflow = connect(params)
-    from mlflow.models import infer_signature
+    from churn.deployment.pyfunc import log_churn_model
 
+    commit = git_commit()
     tags = {
         TAG_MODEL_MD5: model_md5,
         TAG_RAW_MD5: raw_md5,
         TAG_PARAMS_HASH: params_hash(params),
-        TAG_GIT_COMMIT: git_commit(),
-        "mlflow.source.git.commit": git_commit(),
+        TAG_GIT_COMMIT: commit,
+        "mlflow.source.git.commit": commit,
         **{f"dvc.{d.name}_md5": d.md5 for d in datasets},
+        **(extra_tags or {}),
     }
     try:
-        with mlflow.start_run(tags=tags) as run:
+        with mlflow.start_run(run_name=run_name, tags=tags) as run:
             mlflow.log_params(run_params(params, {d.name: len(d.frame) for d in datasets}))
             mlflow.log_metrics(metrics)
             for dataset in datasets:
@@ -146,17 +151,15 @@ def log_training_run(
                     ),
                     context=dataset.context,
                 )
-            signature = infer_signature(input_example, model.predict_proba(input_example))
-            mlflow.sklearn.log_model(
-                model,
-                name=MODEL_NAME_IN_RUN,
-                serialization_format="skops",
-                skops_trusted_types=trusted_types,
-                signature=signature,
+            info = log_churn_model(
+                model_bytes=model_bytes,
+                dataset=params.dataset,
+                threshold=params.train.decision_threshold,
                 input_example=input_example,
                 pip_requirements=[f"{p}=={metadata.version(p)}" for p in SERVING_PACKAGES],
-                pyfunc_predict_fn="predict_proba",
+                name=MODEL_NAME_IN_RUN,
             )
+            mlflow.set_tag(TAG_MODEL_URI, info.model_uri)
             return run.info.run_id
     except ChurnError:
         raise

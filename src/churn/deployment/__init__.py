@@ -1,0 +1,1 @@
+"""Deployment: the servable MLflow model, batch scoring and the inference log."""

@@ -1,0 +1,93 @@
+"""The servable model: an MLflow pyfunc that takes raw Telco-schema records.
+
+It carries the skops pipeline, the dataset contract and the decision threshold, and
+scores through `score_records`, so `mlflow models serve`, `churn predict` and training
+all validate and clean a record the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+
+import churn
+from churn.config import Dataset
+from churn.deployment.scoring import PREDICTION, PROBABILITY, ScoredBatch, score_records
+
+MODEL_ARTIFACT = "model"
+SERVING_ARTIFACT = "serving_config"
+
+
+class ChurnModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from churn.training.model_io import load_model
+
+        self.model = load_model(context.artifacts[MODEL_ARTIFACT])
+        config = json.loads(Path(context.artifacts[SERVING_ARTIFACT]).read_text())
+        self.dataset = Dataset.model_validate(config["dataset"])
+        self.threshold = float(config["decision_threshold"])
+
+    def score(self, records: pd.DataFrame, source: str = "input") -> ScoredBatch:
+        return score_records(self.model, self.dataset, self.threshold, records, source=source)
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        from mlflow.exceptions import INVALID_PARAMETER_VALUE, MlflowException
+
+        from churn.errors import ChurnError
+
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        try:
+            batch = self.score(frame, source="request")
+        except ChurnError as exc:
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
+        if len(batch.rejected):
+            # Serving answers for every row or for none: a silently shorter answer would
+            # misalign with the request.
+            details = "; ".join(
+                f"{row[self.dataset.id_column]}: {row['rejection_reasons']}"
+                for _, row in batch.rejected.head(10).iterrows()
+            )
+            raise MlflowException(
+                f"{len(batch.rejected)} of {len(frame)} records break the data contract: {details}",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
+        return batch.scored[[self.dataset.id_column, PROBABILITY, PREDICTION]].reset_index(drop=True)
+
+
+def log_churn_model(
+    *,
+    model_bytes: bytes,
+    dataset: Dataset,
+    threshold: float,
+    input_example: pd.DataFrame,
+    pip_requirements: list[str],
+    name: str = "model",
+):
+    """Log the servable model into the active run; returns MLflow's ModelInfo."""
+    from mlflow.models import infer_signature
+
+    from churn.training.model_io import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = Path(tmp) / "model.skops"
+        model_path.write_bytes(model_bytes)
+        config_path = Path(tmp) / "serving_config.json"
+        config_path.write_text(
+            json.dumps({"dataset": dataset.model_dump(mode="json"), "decision_threshold": threshold}, indent=2)
+        )
+        wrapper = ChurnModel()
+        wrapper.model, wrapper.dataset, wrapper.threshold = load_model(model_bytes), dataset, threshold
+        output_example = wrapper.predict(None, input_example)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(Path(__file__).with_name("model_code.py")),
+            artifacts={MODEL_ARTIFACT: str(model_path), SERVING_ARTIFACT: str(config_path)},
+            code_paths=[str(Path(churn.__file__).parent)],
+            signature=infer_signature(input_example, output_example),
+            input_example=input_example,
+            pip_requirements=pip_requirements,
+        )

@@ -1,0 +1,37 @@
+"""Score raw records with the same contract and cleaning that prep uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from churn.config import Dataset
+from churn.prep.clean import clean_features
+from churn.prep.contract import validate_rows
+
+PROBABILITY = "churn_probability"
+PREDICTION = "churn_prediction"
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """Valid rows with their features and scores, and every rejected row with its reasons."""
+
+    scored: pd.DataFrame
+    rejected: pd.DataFrame
+
+
+def score_records(model, dataset: Dataset, threshold: float, raw: pd.DataFrame, source: str = "input") -> ScoredBatch:
+    valid, rejected = validate_rows(raw, dataset, source=source)
+    features = clean_features(valid, dataset)
+    if len(features):
+        probability = model.predict_proba(features[dataset.feature_columns])[:, 1]
+    else:
+        probability = []
+    scored = features.assign(**{PROBABILITY: probability})
+    scored[PREDICTION] = (scored[PROBABILITY] >= threshold).astype("int64")
+    if dataset.label_column in valid.columns:
+        # Kept for the inference log: a label that arrives with the request, or later.
+        scored[dataset.label_column] = valid[dataset.label_column].to_numpy()
+    return ScoredBatch(scored=scored, rejected=rejected)
