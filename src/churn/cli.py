@@ -78,6 +78,73 @@ def _gate(args, params) -> int:
     return 1
 
 
+def _challenge(args, params) -> int:
+    from churn.registry.challenge import challenge
+
+    result = challenge(params)
+    where = f" as {params.registry.model_name} v{result['version']}" if result["version"] else ""
+    print(f"challenge: {result['verdict']}{where}")
+    if result["note"]:
+        print(f"  {result['note']}")
+    for row in result["comparison"]:
+        mark = "ok" if row["passed"] else "FAIL"
+        print(f"  {row['metric']:<10} candidate {row['candidate']:.4f}  champion {row['champion']:.4f}  "
+              f"delta {row['delta']:+.4f}  ({row['allowed']})  {mark}")
+    for reason in result["reasons"]:
+        print(f"  - {reason}", file=sys.stderr)
+    print(f"  report: {params.paths.challenge}")
+    return 0 if result["verdict"] == "passed" else 1
+
+
+def _promote(args, params) -> int:
+    from churn.registry.promotion import promote
+
+    result = promote(params, model_md5=args.model_md5)
+    name = params.registry.model_name
+    if not result["changed"]:
+        print(f"{name} v{result['version']} is already @champion: nothing to do")
+    else:
+        before = f" (previous champion: v{result['previous']})" if result["previous"] else " (first champion)"
+        print(f"{name} v{result['version']} is now @champion{before}")
+    return 0
+
+
+def _rollback(args, params) -> int:
+    from churn.registry.promotion import rollback
+
+    result = rollback(params)
+    print(f"{params.registry.model_name} @champion rolled back from v{result['rolled_back_from']} to v{result['version']}")
+    return 0
+
+
+def _which(args, params) -> int:
+    from churn.registry.promotion import which
+
+    result = which(params)
+    if result["version"] is None:
+        print(f"model {result['model_md5']} is not in the registry {params.registry.model_name}")
+        return 1
+    aliases = ", ".join(f"@{a}" for a in result["aliases"]) or "no alias"
+    print(f"model {result['model_md5']} is {params.registry.model_name} v{result['version']} ({aliases}; gate {result['verdict']})")
+    return 0
+
+
+def _predict(args, params) -> int:
+    from churn.deployment.batch import predict
+
+    result = predict(params, args.input, args.output, alias=args.alias, version=args.version)
+    print(f"scored {result.scored_rows} rows with {result.model_uri} (v{result.model_version}) -> {result.output}")
+    if result.log_file:
+        print(f"inference log: {result.log_file}")
+    if result.rejected_rows:
+        print(
+            f"rejected {result.rejected_rows} rows that break the data contract -> {result.rejected_path}",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
 def _summary(args, params) -> int:
     from churn.summary import render
 
@@ -129,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--if-missing", action="store_true", help="only when the file does not exist")
     command("gate", "exit non-zero unless the verdict passed (fails closed)", _gate)
     command("summary", "key metrics, verdict, MLflow run and where the reports are", _summary)
+    command("challenge", "compare with @champion (fails closed); register and alias @challenger if accepted", _challenge)
+    promote = command("promote", "point @champion at this checkout's model (refuses rejected models)", _promote)
+    promote.add_argument("--model-md5", help="promote the version holding this model md5 instead")
+    command("rollback", "give @champion back to the previous champion", _rollback)
+    command("which", "which registry version is the model in this checkout's dvc.lock", _which)
+    predict = command("predict", "batch-score a CSV or Parquet file and append to the inference log", _predict)
+    predict.add_argument("--input", required=True, help="records to score (.csv or .parquet)")
+    predict.add_argument("--output", required=True, help="scores (.parquet)")
+    chosen = predict.add_mutually_exclusive_group()
+    chosen.add_argument("--alias", help="registry alias (default: champion)")
+    chosen.add_argument("--version", help="registry version number")
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Registry: content-keyed model versions, the champion comparison, promotion and rollback."""

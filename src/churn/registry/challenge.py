@@ -1,0 +1,92 @@
+"""`churn challenge`: the full gate around the DVC graph.
+
+The absolute verdict comes from the graph (validate stage); the comparison with the
+current champion depends on registry state, so it runs here, outside `dvc repro`, and its
+result goes to the registry and to paths.challenge (never a DVC output).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from churn.config import Params
+from churn.io import write_json
+from churn.registry import versions
+from churn.registry.checkout import read_checkout_model
+from churn.registry.comparison import Comparison, compare_with_champion
+from churn.registry.lock import registry_lock
+from churn.training import tracking
+from churn.training.stage import read_split
+from churn.validation.stage import read_verdict
+
+
+def challenge(params: Params) -> dict:
+    model = read_checkout_model(params)
+    absolute_passed, absolute_reasons = read_verdict(params.paths.verdict, params.paths.model)
+    mlflow_client = versions.client(params)
+    if absolute_passed:
+        validation = read_split(params.paths.validation_set, params.dataset)
+        comparison = compare_with_champion(params, mlflow_client, validation)
+    else:
+        comparison = Comparison(None, False, note="absolute gates failed: not compared with the champion")
+    passed = absolute_passed and comparison.passed
+    result = {
+        "verdict": "passed" if passed else "rejected",
+        "reasons": [*absolute_reasons, *comparison.reasons],
+        "note": comparison.note,
+        "model_md5": model.model_md5,
+        "registered_model": params.registry.model_name,
+        "champion_version": comparison.champion_version,
+        "comparison": comparison.rows,
+        "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "version": None,
+    }
+    with registry_lock(tracking.tracking_uri(params)):
+        version = (
+            versions.register(params, model, mlflow_client)
+            if passed
+            else versions.find_version(mlflow_client, params.registry.model_name, model.model_md5)
+        )
+        if version is not None:
+            _record_on_version(params, mlflow_client, version, result)
+            result["version"] = str(version.version)
+        _record_on_run(params, model.model_md5, result)
+    write_json(params.paths.challenge, result)
+    return result
+
+
+def _record_on_version(params: Params, mlflow_client, version, result: dict) -> None:
+    name = params.registry.model_name
+    tags = {
+        versions.TAG_VERDICT: result["verdict"],
+        versions.TAG_REASONS: versions.tag_text(result["reasons"]),
+        versions.TAG_COMPARISON: versions.tag_text(result["comparison"]),
+        versions.TAG_CHAMPION_AT_GATE: str(result["champion_version"] or "none"),
+    }
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(name, str(version.version), key, value)
+    description = [f"Gate: **{result['verdict']}** ({result['checked_at']})"]
+    if result["note"]:
+        description.append(result["note"])
+    description += [f"- {reason}" for reason in result["reasons"]]
+    table = versions.comparison_markdown(result["comparison"])
+    if table:
+        description += ["", f"Compared with champion v{result['champion_version']}:", "", table]
+    mlflow_client.update_model_version(name, str(version.version), description="\n".join(description))
+    if result["verdict"] == "passed":
+        mlflow_client.set_registered_model_alias(name, versions.CHALLENGER, str(version.version))
+    else:
+        challenger = versions.alias_version(mlflow_client, name, versions.CHALLENGER)
+        if challenger is not None and str(challenger.version) == str(version.version):
+            mlflow_client.delete_registered_model_alias(name, versions.CHALLENGER)
+
+
+def _record_on_run(params: Params, model_md5: str, result: dict) -> None:
+    """The training run carries the gate outcome too, registered or not."""
+    import mlflow
+
+    run = tracking.find_run_for_model(params, model_md5)
+    if run is not None:
+        client = mlflow.MlflowClient()
+        client.set_tag(run.info.run_id, versions.TAG_VERDICT, result["verdict"])
+        client.set_tag(run.info.run_id, versions.TAG_REASONS, versions.tag_text(result["reasons"]))

@@ -1,0 +1,130 @@
+"""`churn promote` and `churn rollback`: move @champion, and keep the record on the versions.
+
+Each promoted version carries who promoted it, when, from which commit, and which version
+was champion before it, so a rollback needs nothing but the registry.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from datetime import datetime, timezone
+
+from churn.config import Params
+from churn.errors import ChurnError
+from churn.registry import versions
+from churn.registry.checkout import read_checkout_model
+from churn.registry.lock import registry_lock
+from churn.training import tracking
+
+TAG_PROMOTED_AT = "promotion.at"
+TAG_PROMOTED_BY = "promotion.by"
+TAG_PROMOTED_COMMIT = "promotion.commit"
+TAG_PREVIOUS = "promotion.previous_champion"
+TAG_ROLLED_BACK_AT = "rollback.at"
+TAG_ROLLED_BACK_BY = "rollback.by"
+TAG_ROLLED_BACK_FROM = "rollback.from_version"
+
+
+def actor() -> str:
+    """Who acts: the CI actor when there is one, else the local user."""
+    for variable in ("GITHUB_ACTOR", "BUILD_REQUESTEDFOR", "GITLAB_USER_LOGIN", "USER"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def commit() -> str:
+    return os.environ.get("GITHUB_SHA") or tracking.git_commit()
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _refusal_reason(params: Params, model_md5: str) -> str:
+    try:
+        report = json.loads(params.paths.challenge.read_text())
+    except (OSError, ValueError):
+        report = {}
+    if report.get("model_md5") == model_md5 and report.get("verdict") == "rejected":
+        return "it was rejected by `churn challenge`: " + "; ".join(report.get("reasons", []))
+    return "it was never accepted by the gate: run `churn challenge` first"
+
+
+def promote(params: Params, model_md5: str | None = None) -> dict:
+    """Point @champion at this checkout's model (or the version holding `model_md5`)."""
+    md5 = model_md5 or read_checkout_model(params).model_md5
+    name = params.registry.model_name
+    mlflow_client = versions.client(params)
+    with registry_lock(tracking.tracking_uri(params)):
+        version = versions.find_version(mlflow_client, name, md5)
+        if version is None:
+            raise ChurnError(f"refusing to promote model {md5}: {_refusal_reason(params, md5)}.")
+        verdict = version.tags.get(versions.TAG_VERDICT)
+        if verdict != "passed":
+            reasons = version.tags.get(versions.TAG_REASONS, "")
+            raise ChurnError(
+                f"refusing to promote {name} v{version.version}: its gate verdict is {verdict or 'missing'} {reasons}".rstrip()
+            )
+        current = versions.alias_version(mlflow_client, name, versions.CHAMPION)
+        if current is not None and str(current.version) == str(version.version):
+            return {"version": str(version.version), "previous": current.tags.get(TAG_PREVIOUS), "changed": False}
+        previous = str(current.version) if current is not None else ""
+        for key, value in {
+            TAG_PROMOTED_AT: now(),
+            TAG_PROMOTED_BY: actor(),
+            TAG_PROMOTED_COMMIT: commit(),
+            TAG_PREVIOUS: previous,
+        }.items():
+            mlflow_client.set_model_version_tag(name, str(version.version), key, value)
+        mlflow_client.set_registered_model_alias(name, versions.CHAMPION, str(version.version))
+        challenger = versions.alias_version(mlflow_client, name, versions.CHALLENGER)
+        if challenger is not None and str(challenger.version) == str(version.version):
+            mlflow_client.delete_registered_model_alias(name, versions.CHALLENGER)
+    return {"version": str(version.version), "previous": previous or None, "changed": True}
+
+
+def rollback(params: Params) -> dict:
+    """Give @champion back to the version that held it before the current one."""
+    name = params.registry.model_name
+    mlflow_client = versions.client(params)
+    with registry_lock(tracking.tracking_uri(params)):
+        current = versions.alias_version(mlflow_client, name, versions.CHAMPION)
+        if current is None:
+            raise ChurnError(f"{name} has no @{versions.CHAMPION}: nothing to roll back.")
+        previous = current.tags.get(TAG_PREVIOUS)
+        if not previous:
+            raise ChurnError(
+                f"{name} v{current.version} records no previous champion: nothing to roll back to."
+            )
+        stamp, who = now(), actor()
+        mlflow_client.set_model_version_tag(name, str(current.version), TAG_ROLLED_BACK_AT, stamp)
+        mlflow_client.set_model_version_tag(name, str(current.version), TAG_ROLLED_BACK_BY, who)
+        mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_FROM, str(current.version))
+        mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_AT, stamp)
+        mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_BY, who)
+        mlflow_client.set_registered_model_alias(name, versions.CHAMPION, previous)
+    return {"version": previous, "rolled_back_from": str(current.version)}
+
+
+def which(params: Params) -> dict:
+    """Which registry version is the model in this checkout's dvc.lock?"""
+    model = read_checkout_model(params)
+    name = params.registry.model_name
+    mlflow_client = versions.client(params)
+    version = versions.find_version(mlflow_client, name, model.model_md5)
+    if version is None:
+        return {"model_md5": model.model_md5, "version": None, "aliases": []}
+    # Search results leave aliases out; a direct get has them.
+    version = mlflow_client.get_model_version(name, str(version.version))
+    return {
+        "model_md5": model.model_md5,
+        "version": str(version.version),
+        "aliases": sorted(version.aliases),
+        "verdict": version.tags.get(versions.TAG_VERDICT),
+    }

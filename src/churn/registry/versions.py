@@ -1,0 +1,143 @@
+"""Registry versions keyed by the model's DVC md5: lookup and idempotent registration."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from churn.config import Params
+from churn.errors import ChurnError
+from churn.io import md5_file
+from churn.registry.checkout import CheckoutModel
+from churn.training import tracking
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+TAG_VERDICT = "gate.verdict"
+TAG_REASONS = "gate.reasons"
+TAG_COMPARISON = "gate.comparison"
+TAG_CHAMPION_AT_GATE = "gate.compared_with"
+MAX_TAG_CHARS = 5000  # MLflow's limit for a tag value
+
+
+def client(params: Params):
+    tracking.connect(params)
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def find_version(mlflow_client, name: str, model_md5: str):
+    """The registry version holding the model with this md5, or None."""
+    try:
+        versions = mlflow_client.search_model_versions(
+            f"name = '{name}' and tags.`{tracking.TAG_MODEL_MD5}` = '{model_md5}'"
+        )
+    except Exception as exc:
+        raise ChurnError(f"cannot search the model registry: {exc.__class__.__name__}: {exc}") from None
+    versions = sorted(versions, key=lambda v: int(v.version))
+    return versions[0] if versions else None
+
+
+def alias_version(mlflow_client, name: str, alias: str):
+    """The version an alias points to; None when the model or the alias does not exist.
+
+    Any other failure (server down, broken store) raises: "no champion" must never be
+    confused with "cannot tell".
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        message = str(exc)
+        if code == "RESOURCE_DOES_NOT_EXIST" or "not found" in message or "does not exist" in message:
+            return None
+        raise ChurnError(f"cannot read alias @{alias} of {name}: {message}") from None
+
+
+def tag_text(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= MAX_TAG_CHARS else text[: MAX_TAG_CHARS - 3] + "..."
+
+
+def lineage_tags(params: Params, model: CheckoutModel) -> dict[str, str]:
+    return {
+        tracking.TAG_MODEL_MD5: model.model_md5,
+        tracking.TAG_RAW_MD5: model.raw_md5,
+        "dvc.train_md5": model.train_md5,
+        "dvc.validation_md5": model.validation_md5,
+        tracking.TAG_PARAMS_HASH: tracking.params_hash(params),
+        tracking.TAG_GIT_COMMIT: tracking.git_commit(),
+    }
+
+
+def register(params: Params, model: CheckoutModel, mlflow_client):
+    """Return the version for this model, creating it only if none exists (idempotent).
+
+    Call under the registry lock: the check and the creation must not interleave with
+    another registration of the same model.
+    """
+    name = params.registry.model_name
+    existing = find_version(mlflow_client, name, model.model_md5)
+    if existing is not None:
+        return existing
+    import mlflow
+
+    run = tracking.find_run_for_model(params, model.model_md5)
+    model_uri = run.data.tags.get(tracking.TAG_MODEL_URI) if run is not None else None
+    if model_uri is None:
+        model_uri = log_from_checkout(params, model)
+    return mlflow.register_model(model_uri, name, tags=lineage_tags(params, model))
+
+
+def log_from_checkout(params: Params, model: CheckoutModel) -> str:
+    """Log the DVC-tracked model file, with its lineage, where this store has no run for it
+    (trained on a laptop, registered on a new team server). Returns the logged model URI."""
+    from churn.training.stage import raw_example, read_split
+
+    paths = params.paths
+    for path, expected in ((paths.model, model.model_md5), (paths.train_set, model.train_md5), (paths.validation_set, model.validation_md5), (paths.raw, model.raw_md5)):
+        if not path.is_file():
+            raise ChurnError(f"{path} is not in the workspace: `dvc pull` (or `dvc repro`) first.")
+        if md5_file(path) != expected:
+            raise ChurnError(f"{path} differs from what dvc.lock records: run `dvc checkout` or `dvc repro`.")
+    verdict = _read_json(paths.verdict)
+    metrics = {f"validation_{k}": v for k, v in (verdict.get("validation_metrics") or {}).items()}
+    train, validation = read_split(paths.train_set, params.dataset), read_split(paths.validation_set, params.dataset)
+    run_id = tracking.log_training_run(
+        params,
+        model_bytes=paths.model.read_bytes(),
+        input_example=raw_example(paths.raw, params.dataset),
+        metrics=metrics,
+        datasets=[
+            tracking.LoggedDataset("train", train, str(paths.train_set), model.train_md5, "training"),
+            tracking.LoggedDataset("validation", validation, str(paths.validation_set), model.validation_md5, "validation"),
+        ],
+        model_md5=model.model_md5,
+        raw_md5=model.raw_md5,
+        run_name="registered-from-checkout",
+        extra_tags={"logged_from": "dvc checkout (no training run in this tracking store)"},
+    )
+    import mlflow
+
+    return mlflow.get_run(run_id).data.tags[tracking.TAG_MODEL_URI]
+
+
+def _read_json(path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def comparison_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    frame = pd.DataFrame(rows)
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
