@@ -58,6 +58,14 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         return batch.scored[[self.dataset.id_column, PROBABILITY, PREDICTION]].reset_index(drop=True)
 
 
+def input_schema(dataset: Dataset, ColSpec, AnyType, Schema):
+    """Named columns of any type: MLflow's own type check would refuse a blank-free batch
+    (TotalCharges then reads as numbers) before the contract could answer row by row."""
+    columns = [ColSpec(AnyType(), name) for name in [*dataset.key_columns, *dataset.feature_columns]]
+    columns.append(ColSpec(AnyType(), dataset.label_column, required=False))
+    return Schema(columns)
+
+
 def log_churn_model(
     *,
     model_bytes: bytes,
@@ -68,7 +76,8 @@ def log_churn_model(
     name: str = "model",
 ):
     """Log the servable model into the active run; returns MLflow's ModelInfo."""
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
     from churn.training.model_io import load_model
 
@@ -87,7 +96,10 @@ def log_churn_model(
             python_model=str(Path(__file__).with_name("model_code.py")),
             artifacts={MODEL_ARTIFACT: str(model_path), SERVING_ARTIFACT: str(config_path)},
             code_paths=[str(Path(churn.__file__).parent)],
-            signature=infer_signature(input_example, output_example),
+            signature=ModelSignature(
+                inputs=input_schema(dataset, ColSpec, AnyType, Schema),
+                outputs=infer_signature(input_example, output_example).outputs,
+            ),
             input_example=input_example,
             pip_requirements=pip_requirements,
         )

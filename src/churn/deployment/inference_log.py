@@ -1,0 +1,310 @@
+"""The inference log: every scored row, append-only Parquet partitioned by the UTC date.
+
+Layout under the log's root::
+
+    date=2026-11-26/part-20261126T101502123456Z-<uuid4 hex>.parquet   scored rows
+    labels/date=2026-12-20/part-...-<uuid4 hex>.parquet               labels attached later
+
+Each `append` (and each `attach_labels`) writes one new file atomically and never touches
+an existing one, so a crash leaves either the whole batch or nothing, and readers never
+see a half-written file (temporary files start with a dot and are not matched).
+
+A scored row holds the request key, the cleaned features as the model saw them, the
+probability and decision, which model version produced them and when, and the label
+column: the label when the request carried one, else null. Labels that arrive later are
+written as their own partition set keyed by the id; `read_log(..., with_labels=True)`
+joins the latest one per id, so outcomes can be matched with predictions without
+rewriting the log.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from churn.config import Dataset
+from churn.deployment.scoring import PREDICTION, PROBABILITY
+from churn.errors import ChurnError
+from churn.io import write_parquet
+
+MODEL_VERSION = "model_version"
+MODEL_URI = "model_uri"
+SCORED_AT = "scored_at"
+LABELLED_AT = "labelled_at"
+DATE = "date"
+LABELS_DIR = "labels"
+
+_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_TIMESTAMP = "datetime64[ns, UTC]"
+# The columns that do not depend on the dataset, in the order they are written.
+_SCORE_COLUMNS = [PROBABILITY, PREDICTION, MODEL_VERSION, MODEL_URI, SCORED_AT]
+
+
+def log_columns(dataset: Dataset) -> list[str]:
+    """The columns of a log file, in order."""
+    return [*dataset.key_columns, *dataset.feature_columns, *_SCORE_COLUMNS, dataset.label_column]
+
+
+def _utc(moment: datetime, what: str) -> datetime:
+    if not isinstance(moment, datetime):
+        raise ChurnError(f"{what} must be a datetime, got {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ChurnError(f"{what} must be timezone-aware (e.g. datetime.now(timezone.utc)), got {moment!r}")
+    return moment.astimezone(timezone.utc)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Nullable text as pandas' string dtype: written as a Parquet string even when all null."""
+    return values.astype(object).where(values.notna(), None).map(
+        lambda v: v if v is None else str(v)
+    ).astype("string")
+
+
+def _new_file(directory: Path, moment: datetime) -> Path:
+    stamp = moment.strftime("%Y%m%dT%H%M%S%fZ")
+    while True:
+        target = directory / f"part-{stamp}-{uuid.uuid4().hex}.parquet"
+        if not target.exists():
+            return target
+
+
+def _partition_dir(root: Path, moment: datetime) -> Path:
+    return root / f"{DATE}={moment.date().isoformat()}"
+
+
+def append(
+    root: str | Path,
+    scored: pd.DataFrame,
+    *,
+    dataset: Dataset,
+    model_version: str,
+    model_uri: str,
+    scored_at: datetime,
+) -> Path | None:
+    """Write `scored` (ScoredBatch.scored) as one new file; None when there is nothing to log."""
+    scored_at = _utc(scored_at, "scored_at")
+    if len(scored) == 0:
+        return None
+    needed = [*dataset.key_columns, *dataset.feature_columns, PROBABILITY, PREDICTION]
+    missing = [column for column in needed if column not in scored.columns]
+    if missing:
+        raise ChurnError(
+            f"cannot log scored rows without columns {missing}: pass ScoredBatch.scored from scoring"
+        )
+    rows = scored[[*dataset.key_columns, *dataset.feature_columns]].copy().reset_index(drop=True)
+    for column in dataset.key_columns:
+        if column == dataset.timestamp_column:
+            rows[column] = pd.to_datetime(rows[column])
+        else:
+            rows[column] = rows[column].astype(str)
+    for column in dataset.numeric:
+        rows[column] = rows[column].astype("float64")
+    for column in dataset.categorical:
+        rows[column] = rows[column].astype(str)
+    rows[PROBABILITY] = scored[PROBABILITY].to_numpy(dtype="float64")
+    rows[PREDICTION] = scored[PREDICTION].to_numpy(dtype="int64")
+    rows[MODEL_VERSION] = str(model_version)
+    rows[MODEL_URI] = str(model_uri)
+    rows[SCORED_AT] = pd.Series(pd.Timestamp(scored_at), index=rows.index).astype(_TIMESTAMP)
+    if dataset.label_column in scored.columns:
+        rows[dataset.label_column] = _text(scored[dataset.label_column].reset_index(drop=True))
+    else:
+        rows[dataset.label_column] = pd.Series([None] * len(rows), dtype="string")
+    target = _new_file(_partition_dir(Path(root), scored_at), scored_at)
+    write_parquet(target, rows[log_columns(dataset)])
+    return target
+
+
+def _partitions(root: Path, start: date | None, end: date | None) -> list[tuple[date, Path]]:
+    if start is not None and end is not None and start > end:
+        raise ChurnError(f"the date range is empty: start {start} is after end {end}")
+    if not root.is_dir():
+        return []
+    found = []
+    for directory in sorted(root.iterdir()):
+        if not directory.is_dir() or not directory.name.startswith(f"{DATE}="):
+            continue
+        match = _PARTITION.match(directory.name)
+        try:
+            day = date.fromisoformat(match.group(1)) if match else None
+        except ValueError:
+            day = None
+        if day is None:
+            raise ChurnError(
+                f"{directory} is not a date partition (expected {DATE}=YYYY-MM-DD): "
+                "move it out of the inference log"
+            )
+        if (start is None or day >= start) and (end is None or day <= end):
+            found.append((day, directory))
+    return found
+
+
+def _read_files(partitions: list[tuple[date, Path]]) -> list[pd.DataFrame]:
+    frames = []
+    for day, directory in partitions:
+        for file in sorted(directory.glob("part-*.parquet")):
+            try:
+                frame = pd.read_parquet(file, engine="pyarrow")
+            except Exception as exc:  # a foreign or damaged file: name it instead of a pyarrow trace
+                raise ChurnError(f"cannot read inference log file {file}: {exc.__class__.__name__}: {exc}") from None
+            frames.append(frame.assign(**{DATE: day}))
+    return frames
+
+
+def _typed(frame: pd.DataFrame, dataset: Dataset | None) -> pd.DataFrame:
+    """One dtype per column whatever the files held: text object, times UTC, dates as date."""
+    out = frame.copy()
+    text_columns = [MODEL_VERSION, MODEL_URI]
+    if dataset is not None:
+        text_columns += [dataset.id_column, *dataset.categorical]
+        for column in dataset.numeric:
+            out[column] = out[column].astype("float64")
+        if dataset.label_column in out.columns:
+            out[dataset.label_column] = out[dataset.label_column].astype(object).where(
+                out[dataset.label_column].notna(), None
+            )
+        if dataset.timestamp_column and dataset.timestamp_column in out.columns:
+            out[dataset.timestamp_column] = pd.to_datetime(out[dataset.timestamp_column])
+    for column in text_columns:
+        if column in out.columns:
+            out[column] = out[column].astype(str).astype(object)
+    if PROBABILITY in out.columns:
+        out[PROBABILITY] = out[PROBABILITY].astype("float64")
+    if PREDICTION in out.columns:
+        out[PREDICTION] = out[PREDICTION].astype("int64")
+    for column in (SCORED_AT, LABELLED_AT):
+        if column in out.columns:
+            out[column] = pd.to_datetime(out[column], utc=True).astype(_TIMESTAMP)
+    if DATE in out.columns:
+        out[DATE] = out[DATE].astype(object)
+    return out
+
+
+def read_log(
+    root: str | Path,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    dataset: Dataset | None = None,
+    with_labels: bool = False,
+) -> pd.DataFrame:
+    """Every logged row (dates `start`..`end` inclusive, UTC) with its partition's `date`.
+
+    With `dataset`, columns are put in the log's order and an empty log still has them all;
+    without it an empty log has only the dataset-independent columns. `with_labels` (needs
+    `dataset`) replaces the label with the latest label attached for each id, when there is
+    one, and adds `labelled_at` (null where the label came with the request or is unknown).
+    """
+    if with_labels and dataset is None:
+        raise ChurnError("read_log(with_labels=True) needs dataset= to know the id and label columns")
+    root = Path(root)
+    frames = _read_files(_partitions(root, start, end))
+    columns = [*(log_columns(dataset) if dataset else _SCORE_COLUMNS), DATE]
+    if frames:
+        frame = pd.concat(frames, ignore_index=True)
+        if dataset is not None:
+            missing = [column for column in columns if column not in frame.columns]
+            if missing:
+                raise ChurnError(
+                    f"the inference log {root} lacks columns {missing}: it was written for another "
+                    "dataset contract; read it with that contract or use a new log root"
+                )
+            frame = frame[columns]
+    else:
+        frame = pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
+        frame[PROBABILITY] = frame[PROBABILITY].astype("float64")
+        frame[PREDICTION] = frame[PREDICTION].astype("int64")
+        if dataset is not None:
+            for column in dataset.numeric:
+                frame[column] = frame[column].astype("float64")
+    frame = _typed(frame, dataset)
+    if with_labels:
+        frame = _join_labels(frame, read_labels(root, dataset=dataset), dataset)
+    return frame
+
+
+# ------------------------------------------------------------------------------- labels
+
+
+def attach_labels(
+    root: str | Path,
+    labels: pd.DataFrame,
+    *,
+    dataset: Dataset,
+    labelled_at: datetime | None = None,
+) -> int:
+    """Write labels (id + label column, raw text) as one new file under `labels/`; rows written.
+
+    Nothing already logged is changed: a later label for the same id simply wins when read.
+    """
+    labelled_at = _utc(labelled_at or datetime.now(timezone.utc), "labelled_at")
+    id_column, label_column = dataset.id_column, dataset.label_column
+    missing = [column for column in (id_column, label_column) if column not in labels.columns]
+    if missing:
+        raise ChurnError(f"labels lack columns {missing}: pass a frame with {id_column} and {label_column}")
+    if len(labels) == 0:
+        return 0
+    rows = labels[[id_column, label_column]].reset_index(drop=True)
+    if rows[id_column].isna().any():
+        raise ChurnError(f"{int(rows[id_column].isna().sum())} labels have no {id_column}: drop or fix them")
+    rows[id_column] = rows[id_column].astype(str)
+    allowed = {dataset.positive_label, dataset.negative_label}
+    text = rows[label_column].astype(object).map(lambda v: None if pd.isna(v) else str(v))
+    bad = text.isna() | ~text.isin(allowed)
+    if bad.any():
+        examples = ", ".join(dict.fromkeys(rows.loc[bad, label_column].map(repr)))
+        raise ChurnError(
+            f"{int(bad.sum())} labels are not {dataset.positive_label!r} or {dataset.negative_label!r} "
+            f"(e.g. {examples[:200]}): fix them; nothing was written"
+        )
+    duplicated = rows[id_column].duplicated(keep=False)
+    if duplicated.any():
+        ids = ", ".join(dict.fromkeys(rows.loc[duplicated, id_column]))
+        raise ChurnError(
+            f"labels name the same {id_column} more than once ({ids[:200]}): which one is right is "
+            "ambiguous; send one label per id (a later attach_labels call wins)"
+        )
+    rows[label_column] = text.astype("string")
+    rows[LABELLED_AT] = pd.Series(pd.Timestamp(labelled_at), index=rows.index).astype(_TIMESTAMP)
+    target = _new_file(_partition_dir(Path(root) / LABELS_DIR, labelled_at), labelled_at)
+    write_parquet(target, rows[[id_column, label_column, LABELLED_AT]])
+    return len(rows)
+
+
+def read_labels(root: str | Path, *, dataset: Dataset, latest: bool = True) -> pd.DataFrame:
+    """Attached labels; with `latest`, one row per id: the one with the latest `labelled_at`.
+
+    Ties on `labelled_at` are broken by file name, so the answer is the same on every read.
+    """
+    id_column, label_column = dataset.id_column, dataset.label_column
+    frames = [
+        frame.drop(columns=DATE)
+        for frame in _read_files(_partitions(Path(root) / LABELS_DIR, None, None))
+    ]
+    if not frames:
+        empty = pd.DataFrame({id_column: pd.Series(dtype=object), label_column: pd.Series(dtype=object)})
+        empty[LABELLED_AT] = pd.Series(dtype=_TIMESTAMP)
+        return empty
+    frame = pd.concat(frames, ignore_index=True)
+    frame[id_column] = frame[id_column].astype(str).astype(object)
+    frame[label_column] = frame[label_column].astype(object)
+    frame[LABELLED_AT] = pd.to_datetime(frame[LABELLED_AT], utc=True).astype(_TIMESTAMP)
+    if latest:
+        # Files were read in date and name order; a stable sort keeps that order within ties.
+        frame = frame.sort_values(LABELLED_AT, kind="stable").drop_duplicates(id_column, keep="last")
+    return frame.reset_index(drop=True)
+
+
+def _join_labels(log: pd.DataFrame, labels: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    id_column, label_column = dataset.id_column, dataset.label_column
+    latest = labels.set_index(id_column)
+    attached = log[id_column].map(latest[label_column])
+    out = log.copy()
+    out[label_column] = attached.where(attached.notna(), log[label_column])
+    out[label_column] = out[label_column].astype(object).where(out[label_column].notna(), None)
+    out[LABELLED_AT] = log[id_column].map(latest[LABELLED_AT]).astype(_TIMESTAMP)
+    return out

@@ -1,0 +1,181 @@
+"""`mlflow models serve` on the registered @champion answers like `churn predict`.
+
+A real scoring server in a subprocess (loopback only), fed raw Telco-schema JSON records
+the way a client sends them: read with plain pd.read_csv, converted with to_json.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churn.data.simulate import simulate, write_snapshot
+from churn.deployment import batch
+from churn.io import write_csv
+from tests.conftest import RAW_CSV, TENURE_ZERO_ID
+from tests.deployment.test_batch import client_records, free_port, register_models
+
+pytestmark = pytest.mark.e2e
+
+MLFLOW = Path(sys.executable).parent / "mlflow"
+STARTUP_TIMEOUT = 90.0
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+class Server:
+    def __init__(self, url: str, process: subprocess.Popen, log: Path):
+        self.url, self.process, self.log = url, process, log
+
+    def post(self, records: list[dict]) -> tuple[int, str]:
+        body = json.dumps({"dataframe_records": records}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/invocations", data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Terminate the server's whole process group (it forks workers), then make sure."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("serving")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{directory / 'mlflow.db'}")
+        mp.chdir(directory)
+        return register_models(directory)
+
+
+@pytest.fixture(scope="module")
+def server(registry, request):
+    port = free_port()
+    env = dict(os.environ, MLFLOW_TRACKING_URI=registry.uri)
+    log = registry.directory / "serve.log"
+    name = registry.params.registry.model_name
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(MLFLOW), "models", "serve", "-m", f"models:/{name}@champion",
+             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=registry.directory, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so the finalizer reaches the workers
+        )
+    request.addfinalizer(lambda: _stop(process))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"mlflow models serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"mlflow models serve not up after {STARTUP_TIMEOUT:.0f} s:\n{log.read_text()[-4000:]}")
+        time.sleep(0.5)
+    return Server(url, process, log)
+
+
+@pytest.fixture
+def store(registry, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+    monkeypatch.chdir(tmp_path)
+    return registry
+
+
+def served_vs_batch(store, server, csv_path: Path, tmp_path: Path) -> tuple[pd.Series, pd.Series]:
+    """Probabilities per customerID from the server and from `churn predict` on the same file."""
+    records = json.loads(client_records(csv_path).to_json(orient="records"))
+    status, body = server.post(records)
+    assert status == 200, body
+    served = pd.DataFrame(json.loads(body)["predictions"])
+    assert list(served.columns) == ["customerID", "churn_probability", "churn_prediction"]
+    assert served["customerID"].tolist() == [r["customerID"] for r in records]  # one answer per record, in order
+
+    result = batch.predict(store.params, csv_path, tmp_path / "scored.parquet", log_root=tmp_path / "log", now=NOW)
+    assert (result.model_version, result.rejected_rows) == ("1", 0)
+    scored = pd.read_parquet(result.output)
+    assert sorted(scored["customerID"]) == sorted(served["customerID"])
+    served_p = served.set_index("customerID")["churn_probability"].sort_index()
+    batch_p = scored.set_index("customerID")["churn_probability"].sort_index()
+    pd.testing.assert_series_equal(served_p, batch_p, check_exact=False, rtol=0, atol=1e-9)
+    predictions = served.set_index("customerID")["churn_prediction"].sort_index()
+    assert predictions.tolist() == scored.set_index("customerID")["churn_prediction"].sort_index().tolist()
+    return served_p, batch_p
+
+
+def test_served_probabilities_equal_batch_scoring(store, server, tmp_path):
+    """Includes a not-yet-billed customer (TotalCharges " "), so pandas reads the column as text."""
+    frame = pd.concat([read_raw_csv_text(RAW_CSV), read_raw_csv_text_of(simulate(150, seed=21))], ignore_index=True)
+    write_csv(tmp_path / "customers.csv", frame)
+    assert client_records(tmp_path / "customers.csv")["TotalCharges"].dtype == object
+    served, _ = served_vs_batch(store, server, tmp_path / "customers.csv", tmp_path)
+    assert TENURE_ZERO_ID in served.index and len(served) == 163
+
+
+def test_served_when_every_customer_is_billed(store, server, tmp_path):
+    """No blank TotalCharges: pandas reads it as float and the JSON carries numbers, although the
+    signature (inferred from an example with blanks) says string. The server parses the JSON by
+    the signature's types, so this works; in-process pyfunc.predict on the same frame does not
+    (see tests/deployment/test_batch.py)."""
+    write_snapshot(simulate(150, seed=22), tmp_path / "customers.csv")
+    assert client_records(tmp_path / "customers.csv")["TotalCharges"].dtype == "float64"
+    served_vs_batch(store, server, tmp_path / "customers.csv", tmp_path)
+
+
+def test_unknown_contract_is_a_client_error_with_the_reason(server):
+    frame = read_raw_csv_text(RAW_CSV).drop(columns="Churn")
+    frame.loc[2, "Contract"] = "Weekly"
+    bad_id = frame.loc[2, "customerID"]
+    status, body = server.post(json.loads(frame.to_json(orient="records")))
+    assert 400 <= status < 500, (status, body)
+    assert "Contract" in body and "Weekly" in body and bad_id in body and "unknown value" in body, body
+
+
+def test_non_numeric_tenure_is_a_client_error(server):
+    frame = read_raw_csv_text(RAW_CSV).drop(columns="Churn")
+    frame.loc[0, "tenure"] = "abc"
+    status, body = server.post(json.loads(frame.to_json(orient="records")))
+    assert 400 <= status < 500, (status, body)
+    assert "tenure" in body, body
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def read_raw_csv_text(text: str) -> pd.DataFrame:
+    """Text as a raw CSV file holds it (every cell a string), parsed the way prep parses it."""
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+
+
+def read_raw_csv_text_of(frame: pd.DataFrame) -> pd.DataFrame:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return read_raw_csv_text(buffer.getvalue())
