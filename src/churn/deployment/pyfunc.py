@@ -34,7 +34,9 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     def score(self, records: pd.DataFrame, source: str = "input") -> ScoredBatch:
         return score_records(self.model, self.dataset, self.threshold, records, source=source)
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    # The pd.DataFrame hint tells MLflow to pass records through untouched: the data
+    # contract, not MLflow's type inference, validates them.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from mlflow.exceptions import INVALID_PARAMETER_VALUE, MlflowException
 
         from churn.errors import ChurnError
