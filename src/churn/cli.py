@@ -20,7 +20,7 @@ log = logging.getLogger("churn")
 def _simulate(args, params) -> int:
     from churn.data import snapshot
 
-    n = args.rows or params.simulate.n_customers
+    n = args.rows if args.rows is not None else params.simulate.n_customers
     seed = args.seed if args.seed is not None else params.simulate.seed
     drift = params.simulate.drift if args.period == "drifted" else None
     output = Path(args.output) if args.output else params.paths.raw

@@ -80,8 +80,15 @@ def ensure_raw(params: Params) -> str:
     """Make the tracked snapshot present in the workspace; return how it got there."""
     raw = params.paths.raw
     expected_md5, meta = read_tracked(raw)
-    if raw.is_file() and md5_file(raw) == expected_md5:
-        return "present"
+    if raw.is_file():
+        if md5_file(raw) == expected_md5:
+            return "present"
+        # A file the user put there is never overwritten: `dvc repro` tracks it, and
+        # `dvc checkout` brings the tracked version back on request.
+        return (
+            "modified in the workspace and kept (`dvc repro` tracks it; "
+            f"`dvc checkout {dvc_file(raw)}` restores the tracked version)"
+        )
     pulled = _dvc("pull", "--quiet", str(dvc_file(raw)))
     if pulled.returncode == 0 and raw.is_file() and md5_file(raw) == expected_md5:
         return "pulled from the DVC remote"
