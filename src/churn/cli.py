@@ -145,6 +145,14 @@ def _predict(args, params) -> int:
     return 0
 
 
+def _report(args, params) -> int:
+    from churn.reporting.report import build
+
+    result = build(params, args.base)
+    print(f"wrote {result.markdown} ({len(result.images)} plots in {params.report.assets_dir}); gate {result.verdict}")
+    return 0
+
+
 def _summary(args, params) -> int:
     from churn.summary import render
 
@@ -200,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     promote = command("promote", "point @champion at this checkout's model (refuses rejected models)", _promote)
     promote.add_argument("--model-md5", help="promote the version holding this model md5 instead")
     command("rollback", "give @champion back to the previous champion", _rollback)
+    review = command("report", "Markdown review report of this checkout against a base git ref", _report)
+    review.add_argument("--base", required=True, help="git ref to compare with (e.g. origin/main)")
     command("which", "which registry version is the model in this checkout's dvc.lock", _which)
     predict = command("predict", "batch-score a CSV or Parquet file and append to the inference log", _predict)
     predict.add_argument("--input", required=True, help="records to score (.csv or .parquet)")

@@ -169,6 +169,15 @@ class Registry(_Strict):
     comparison: dict[str, ComparisonRule] = {}
 
 
+class Report(_Strict):
+    markdown: Path = Path("report.md")
+    assets_dir: Path = Path("report")
+    drift_metrics: Path = Path("metrics/drift_vs_base.json")
+    drift_sample_size: int = Field(20000, gt=0)
+    top_drifted: int = Field(5, ge=1)
+    highlight: dict[str, float] = {}
+
+
 class Importance(_Strict):
     n_repeats: int = 3
     sample_size: int = 5000
@@ -196,6 +205,7 @@ class Params(_Strict):
     train: Train = Train()
     runtime: Runtime = Runtime()
     registry: Registry = Registry()
+    report: Report = Report()
     tracking: Tracking = Tracking()
     # "validate" is a BaseModel method name, so the section is read under an alias.
     validation: Validate = Field(Validate(), alias="validate")

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from churn.config import Params
 from churn.io import write_json
+from churn.markdown import table as markdown_table
 from churn.registry import versions
 from churn.registry.checkout import read_checkout_model
 from churn.registry.comparison import Comparison, compare_with_champion
@@ -69,7 +70,7 @@ def _record_on_version(params: Params, mlflow_client, version, result: dict) -> 
     if result["note"]:
         description.append(result["note"])
     description += [f"- {reason}" for reason in result["reasons"]]
-    table = versions.comparison_markdown(result["comparison"])
+    table = markdown_table(result["comparison"])
     if table:
         description += ["", f"Compared with champion v{result['champion_version']}:", "", table]
     mlflow_client.update_model_version(name, str(version.version), description="\n".join(description))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
-
 from churn.config import Params
 from churn.errors import ChurnError
 from churn.io import md5_file
@@ -131,13 +129,3 @@ def _read_json(path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def comparison_markdown(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    frame = pd.DataFrame(rows)
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])

@@ -1,0 +1,1 @@
+"""Reporting: the pull-request review report (`churn report --base <ref>`)."""
