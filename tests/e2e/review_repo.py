@@ -1,0 +1,69 @@
+"""A fixture repository for the review loop: `main`, a param branch and a data branch.
+
+Also renders the example pull-request comment under docs/:
+    .venv/bin/python -m tests.e2e.review_repo docs/example-pr-comment
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.e2e.conftest import Project, make_project
+
+
+def _report(project: Project) -> str:
+    project.run("churn", "report", "--base", "main")
+    return (project.path / "report.md").read_text()
+
+
+def _commit(project: Project, message: str) -> None:
+    project.git("add", "-A")
+    project.git("commit", "-q", "-m", message)
+
+
+def build_review_repo(base: Path) -> dict:
+    project = make_project(base)
+    project.repro()
+    _commit(project, "main: reproduced")
+    project.run("dvc", "push", "-q")
+    out = {"project": project, "unchanged": _report(project)}
+
+    project.git("checkout", "-q", "-b", "fewer-trees")
+    project.set_params(
+        lambda p: p["train"]["hyperparameters"]["hist_gradient_boosting"].update(max_iter=40, learning_rate=0.02)
+    )
+    project.repro()
+    _commit(project, "train: fewer trees")
+    out["param"] = _report(project)
+    out["param_drift"] = json.loads((project.path / "metrics/drift_vs_base.json").read_text())
+    out["images"] = sorted(p.name for p in (project.path / "report").glob("*.png") if p.stat().st_size > 0)
+
+    project.git("checkout", "-q", "main")
+    project.run("dvc", "checkout", "-q")
+    project.git("checkout", "-q", "-b", "later-period")
+    project.run("churn", "simulate", "--period", "drifted", "--track")
+    project.repro()
+    _commit(project, "data: later period")
+    out["data"] = _report(project)
+    out["data_drift"] = json.loads((project.path / "metrics/drift_vs_base.json").read_text())
+    out["html"] = (project.path / "report" / "drift_base_vs_head.html").stat().st_size
+    return out
+
+
+def render_example(target: Path) -> None:
+    """The data branch's comment, with its images, as a reviewer sees it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = build_review_repo(Path(tmp))
+        project = result["project"]
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(project.path / "report", target / "report", ignore=shutil.ignore_patterns("*.html"))
+        (target / "README.md").write_text(result["data"])
+
+
+if __name__ == "__main__":
+    render_example(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/example-pr-comment"))

@@ -1,0 +1,64 @@
+"""`churn report --base main` on a real repository with a param branch and a data branch."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.review_repo import build_review_repo
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> dict:
+    return build_review_repo(tmp_path_factory.mktemp("review"))
+
+
+def test_nothing_changed_says_so_in_one_line_per_section(reports):
+    text = reports["unchanged"]
+    assert "No params changed." in text
+    assert "No metric changed." in text
+    assert "No DVC-tracked data changed." in text
+    assert "no column drifted" in text
+
+
+def test_param_branch_shows_the_param_and_metric_deltas(reports):
+    text = reports["param"]
+    params = text.split("### Params")[1].split("###")[0]
+    assert "max_iter" in params and "40" in params
+    metrics = text.split("### Metrics")[1].split("###")[0]
+    assert "roc_auc" in metrics and "| base | head | delta |" in metrics
+    assert "+0.0000 |" not in metrics.split("roc_auc")[1].split("\n")[0]
+    data = text.split("### Data")[1].split("###")[0]
+    assert "models/model.skops" in data
+
+
+def test_param_branch_flags_no_drift(reports):
+    assert reports["param_drift"]["columns_drifted"] == 0
+    assert "no column drifted" in reports["param"]
+
+
+def test_data_branch_shows_the_data_change_with_row_counts(reports):
+    data = reports["data"].split("### Data")[1].split("###")[0]
+    assert "data/raw/telco_churn.csv" in data
+    raw_line = next(line for line in data.splitlines() if "data/raw/telco_churn.csv" in line)
+    assert "3,000" in raw_line  # both snapshots have SMALL_ROWS customers, counted on each side
+    assert "modified" in raw_line
+
+
+def test_data_branch_flags_the_injected_drift(reports):
+    drift = reports["data_drift"]
+    drifted = {name for name, entry in drift["columns"].items() if entry["drifted"]}
+    assert {"MonthlyCharges", "TotalCharges"} <= drifted
+    assert "MonthlyCharges" in reports["data"].split("### Drift")[1].split("###")[0]
+    assert "sample size cap" in reports["data"]
+    assert reports["html"] > 0
+
+
+def test_report_has_verdict_plots_and_links(reports):
+    text = reports["param"]
+    assert "**Gate: PASSED**" in text or "**Gate: REJECTED**" in text
+    for name in ("roc.png", "precision_recall.png", "confusion.png"):
+        assert f"(report/{name})" in text
+    assert reports["images"] == ["confusion.png", "precision_recall.png", "roc.png"]
+    assert "MLflow run" in text
