@@ -50,6 +50,9 @@ def connect(params: Params):
     uri = tracking_uri(params)
     if uri.startswith(("http://", "https://")):
         _check_server(uri)
+    # Stage logs stay readable: no progress bars or INFO chatter from MLflow itself.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     import mlflow
 
     mlflow.set_tracking_uri(uri)
