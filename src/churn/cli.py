@@ -99,7 +99,7 @@ def _challenge(args, params) -> int:
 def _promote(args, params) -> int:
     from churn.registry.promotion import promote
 
-    result = promote(params, model_md5=args.model_md5)
+    result = promote(params, model_md5=args.model_md5, force=args.force)
     name = params.registry.model_name
     if not result["changed"]:
         print(f"{name} v{result['version']} is already @champion: nothing to do")
@@ -207,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("challenge", "compare with @champion (fails closed); register and alias @challenger if accepted", _challenge)
     promote = command("promote", "point @champion at this checkout's model (refuses rejected models)", _promote)
     promote.add_argument("--model-md5", help="promote the version holding this model md5 instead")
+    promote.add_argument("--force", action="store_true", help="re-promote a version that was rolled back")
     command("rollback", "give @champion back to the previous champion", _rollback)
     review = command("report", "Markdown review report of this checkout against a base git ref", _report)
     review.add_argument("--base", required=True, help="git ref to compare with (e.g. origin/main)")

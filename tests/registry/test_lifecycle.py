@@ -106,6 +106,48 @@ def test_rollback_restores_previous_champion(workspace):
         rollback(workspace.params)
 
 
+def test_rolled_back_version_is_not_repromoted_without_force(workspace):
+    client = _client(workspace.params)
+    v2 = client.get_model_version(NAME, "2")
+    assert v2.tags[versions.TAG_ROLLBACK_BLOCKED] == "true"
+    with pytest.raises(ChurnError, match="rolled back"):
+        promote(workspace.params, model_md5=v2.tags["dvc.model_md5"])
+    assert str(_champion(workspace.params).version) == "1"
+    forced = promote(workspace.params, model_md5=v2.tags["dvc.model_md5"], force=True)
+    assert forced == {"version": "2", "previous": "1", "changed": True}
+    assert versions.TAG_ROLLBACK_BLOCKED not in client.get_model_version(NAME, "2").tags
+    rollback(workspace.params)
+    assert str(_champion(workspace.params).version) == "1"
+
+
+def test_threshold_change_is_a_new_version_compared_with_the_champion(workspace):
+    better = workspace.with_train(max_iter=120)
+    train = better.train.model_copy(update={"decision_threshold": 0.25})
+    lower = better.model_copy(update={"train": train})
+    workspace.train(lower)
+    result = challenge(lower)
+    assert result["version"] not in (None, "1", "2"), result
+    assert result["champion_version"] == "1"
+    recall = next(row for row in result["comparison"] if row["metric"] == "recall")
+    assert recall["candidate"] != recall["champion"]
+    served = _client(lower).get_model_version(NAME, result["version"])
+    assert served.tags["dvc.model_md5"] == _client(lower).get_model_version(NAME, "2").tags["dvc.model_md5"]
+
+
+def test_recheck_keeps_the_acceptance_record_and_blocks_promotion(workspace):
+    strict = workspace.with_train(max_iter=120)
+    gates = strict.validation.gates.model_copy(update={"min_roc_auc": 0.99})
+    strict = strict.model_copy(update={"validation": strict.validation.model_copy(update={"gates": gates})})
+    workspace.train(strict)
+    result = challenge(strict)
+    assert result["verdict"] == "rejected" and result["version"] == "2"
+    tags = _client(strict).get_model_version(NAME, "2").tags
+    assert tags[versions.TAG_VERDICT] == "passed"
+    assert tags[versions.TAG_LAST_CHECK] == "rejected"
+    with pytest.raises(ChurnError, match="latest gate check rejected"):
+        promote(strict, force=True)
+
+
 def test_broken_champion_makes_the_gate_reject(workspace):
     workspace.train(workspace.with_train(max_iter=150))
     client = _client(workspace.params)

@@ -13,7 +13,7 @@ from churn.config import Params
 from churn.io import write_json
 from churn.markdown import table as markdown_table
 from churn.registry import versions
-from churn.registry.checkout import read_checkout_model
+from churn.registry.checkout import ensure_workspace_model, read_checkout_model
 from churn.registry.comparison import Comparison, compare_with_champion
 from churn.registry.lock import registry_lock
 from churn.training import tracking
@@ -23,6 +23,7 @@ from churn.validation.stage import read_verdict
 
 def challenge(params: Params) -> dict:
     model = read_checkout_model(params)
+    ensure_workspace_model(params, model)
     absolute_passed, absolute_reasons = read_verdict(params.paths.verdict, params.paths.model)
     mlflow_client = versions.client(params)
     if absolute_passed:
@@ -43,20 +44,23 @@ def challenge(params: Params) -> dict:
         "version": None,
     }
     with registry_lock(tracking.tracking_uri(params)):
-        version = (
-            versions.register(params, model, mlflow_client)
-            if passed
-            else versions.find_version(mlflow_client, params.registry.model_name, model.model_md5)
-        )
+        version = versions.find_version(mlflow_client, params, model.model_md5)
+        if version is None and passed:
+            version = versions.register(params, model, mlflow_client)
+            _record_acceptance(params, mlflow_client, version, result)
+        elif version is not None:
+            # An existing version keeps the record of the gate that accepted it; later
+            # checks (new gates, a new champion) are recorded beside it.
+            _record_recheck(params, mlflow_client, version, result)
         if version is not None:
-            _record_on_version(params, mlflow_client, version, result)
             result["version"] = str(version.version)
+            _update_challenger(params, mlflow_client, version, passed)
         _record_on_run(params, model.model_md5, result)
     write_json(params.paths.challenge, result)
     return result
 
 
-def _record_on_version(params: Params, mlflow_client, version, result: dict) -> None:
+def _record_acceptance(params: Params, mlflow_client, version, result: dict) -> None:
     name = params.registry.model_name
     tags = {
         versions.TAG_VERDICT: result["verdict"],
@@ -74,12 +78,29 @@ def _record_on_version(params: Params, mlflow_client, version, result: dict) -> 
     if table:
         description += ["", f"Compared with champion v{result['champion_version']}:", "", table]
     mlflow_client.update_model_version(name, str(version.version), description="\n".join(description))
-    if result["verdict"] == "passed":
+
+
+def _record_recheck(params: Params, mlflow_client, version, result: dict) -> None:
+    name = params.registry.model_name
+    tags = {
+        versions.TAG_LAST_CHECK: result["verdict"],
+        versions.TAG_LAST_CHECK_REASONS: versions.tag_text(result["reasons"]),
+        versions.TAG_LAST_CHECK_AT: result["checked_at"],
+    }
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(name, str(version.version), key, value)
+
+
+def _update_challenger(params: Params, mlflow_client, version, passed: bool) -> None:
+    name = params.registry.model_name
+    champion = versions.alias_version(mlflow_client, name, versions.CHAMPION)
+    is_champion = champion is not None and str(champion.version) == str(version.version)
+    if passed and not is_champion:
         mlflow_client.set_registered_model_alias(name, versions.CHALLENGER, str(version.version))
-    else:
-        challenger = versions.alias_version(mlflow_client, name, versions.CHALLENGER)
-        if challenger is not None and str(challenger.version) == str(version.version):
-            mlflow_client.delete_registered_model_alias(name, versions.CHALLENGER)
+        return
+    challenger = versions.alias_version(mlflow_client, name, versions.CHALLENGER)
+    if challenger is not None and str(challenger.version) == str(version.version):
+        mlflow_client.delete_registered_model_alias(name, versions.CHALLENGER)
 
 
 def _record_on_run(params: Params, model_md5: str, result: dict) -> None:

@@ -43,3 +43,15 @@ def read_checkout_model(params: Params, lock_file: Path = LOCK_FILE) -> Checkout
         raise ChurnError(
             f"{lock_file} does not record {missing} for the train stage: rerun `dvc repro`."
         ) from None
+
+
+def ensure_workspace_model(params: Params, model: CheckoutModel) -> None:
+    """The file that gets scored must be the one dvc.lock names, or the registry would
+    record one model under another's md5."""
+    from churn.io import md5_file
+
+    path = params.paths.model
+    if not path.is_file():
+        raise ChurnError(f"{path} is not in the workspace: `dvc pull {path}` or `dvc repro`.")
+    if md5_file(path) != model.model_md5:
+        raise ChurnError(f"{path} differs from what dvc.lock records: `dvc checkout {path}` or `dvc repro`.")

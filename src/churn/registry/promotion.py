@@ -56,24 +56,34 @@ def _refusal_reason(params: Params, model_md5: str) -> str:
     return "it was never accepted by the gate: run `churn challenge` first"
 
 
-def promote(params: Params, model_md5: str | None = None) -> dict:
-    """Point @champion at this checkout's model (or the version holding `model_md5`)."""
+def promote(params: Params, model_md5: str | None = None, force: bool = False) -> dict:
+    """Point @champion at this checkout's model (or the version holding `model_md5`).
+
+    `force` re-promotes a version that a rollback took out of service; nothing overrides a
+    gate rejection.
+    """
     md5 = model_md5 or read_checkout_model(params).model_md5
     name = params.registry.model_name
     mlflow_client = versions.client(params)
     with registry_lock(tracking.tracking_uri(params)):
-        version = versions.find_version(mlflow_client, name, md5)
+        version = versions.find_version(mlflow_client, params, md5)
         if version is None:
             raise ChurnError(f"refusing to promote model {md5}: {_refusal_reason(params, md5)}.")
-        verdict = version.tags.get(versions.TAG_VERDICT)
-        if verdict != "passed":
-            reasons = version.tags.get(versions.TAG_REASONS, "")
-            raise ChurnError(
-                f"refusing to promote {name} v{version.version}: its gate verdict is {verdict or 'missing'} {reasons}".rstrip()
-            )
+        number, tags = str(version.version), version.tags
+        verdict, last_check = tags.get(versions.TAG_VERDICT), tags.get(versions.TAG_LAST_CHECK)
+        if verdict != "passed" or last_check == "rejected":
+            reasons = tags.get(versions.TAG_LAST_CHECK_REASONS if last_check == "rejected" else versions.TAG_REASONS, "")
+            state = "its latest gate check rejected it" if last_check == "rejected" else f"its gate verdict is {verdict or 'missing'}"
+            raise ChurnError(f"refusing to promote {name} v{number}: {state} {reasons}".rstrip())
         current = versions.alias_version(mlflow_client, name, versions.CHAMPION)
-        if current is not None and str(current.version) == str(version.version):
-            return {"version": str(version.version), "previous": current.tags.get(TAG_PREVIOUS), "changed": False}
+        if current is not None and str(current.version) == number:
+            return {"version": number, "previous": current.tags.get(TAG_PREVIOUS), "changed": False}
+        if tags.get(versions.TAG_ROLLBACK_BLOCKED) == "true" and not force:
+            raise ChurnError(
+                f"refusing to promote {name} v{number}: it was rolled back on {tags.get(TAG_ROLLED_BACK_AT, '?')} "
+                f"by {tags.get(TAG_ROLLED_BACK_BY, '?')}. Merge a new model, or re-promote it on purpose "
+                "with `churn promote --force`."
+            )
         previous = str(current.version) if current is not None else ""
         for key, value in {
             TAG_PROMOTED_AT: now(),
@@ -81,12 +91,14 @@ def promote(params: Params, model_md5: str | None = None) -> dict:
             TAG_PROMOTED_COMMIT: commit(),
             TAG_PREVIOUS: previous,
         }.items():
-            mlflow_client.set_model_version_tag(name, str(version.version), key, value)
-        mlflow_client.set_registered_model_alias(name, versions.CHAMPION, str(version.version))
+            mlflow_client.set_model_version_tag(name, number, key, value)
+        if tags.get(versions.TAG_ROLLBACK_BLOCKED):
+            mlflow_client.delete_model_version_tag(name, number, versions.TAG_ROLLBACK_BLOCKED)
+        mlflow_client.set_registered_model_alias(name, versions.CHAMPION, number)
         challenger = versions.alias_version(mlflow_client, name, versions.CHALLENGER)
-        if challenger is not None and str(challenger.version) == str(version.version):
+        if challenger is not None and str(challenger.version) == number:
             mlflow_client.delete_registered_model_alias(name, versions.CHALLENGER)
-    return {"version": str(version.version), "previous": previous or None, "changed": True}
+    return {"version": number, "previous": previous or None, "changed": True}
 
 
 def rollback(params: Params) -> dict:
@@ -105,11 +117,20 @@ def rollback(params: Params) -> dict:
         stamp, who = now(), actor()
         mlflow_client.set_model_version_tag(name, str(current.version), TAG_ROLLED_BACK_AT, stamp)
         mlflow_client.set_model_version_tag(name, str(current.version), TAG_ROLLED_BACK_BY, who)
+        # Out of service until someone decides otherwise: the next deploy of the same
+        # model must not quietly undo the rollback.
+        mlflow_client.set_model_version_tag(name, str(current.version), versions.TAG_ROLLBACK_BLOCKED, "true")
         mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_FROM, str(current.version))
         mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_AT, stamp)
         mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_BY, who)
+        if previous_version_blocked(mlflow_client, name, previous):
+            mlflow_client.delete_model_version_tag(name, previous, versions.TAG_ROLLBACK_BLOCKED)
         mlflow_client.set_registered_model_alias(name, versions.CHAMPION, previous)
     return {"version": previous, "rolled_back_from": str(current.version)}
+
+
+def previous_version_blocked(mlflow_client, name: str, number: str) -> bool:
+    return mlflow_client.get_model_version(name, number).tags.get(versions.TAG_ROLLBACK_BLOCKED) == "true"
 
 
 def which(params: Params) -> dict:
@@ -117,7 +138,7 @@ def which(params: Params) -> dict:
     model = read_checkout_model(params)
     name = params.registry.model_name
     mlflow_client = versions.client(params)
-    version = versions.find_version(mlflow_client, name, model.model_md5)
+    version = versions.find_version(mlflow_client, params, model.model_md5)
     if version is None:
         return {"model_md5": model.model_md5, "version": None, "aliases": []}
     # Search results leave aliases out; a direct get has them.

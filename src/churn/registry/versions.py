@@ -16,6 +16,10 @@ TAG_VERDICT = "gate.verdict"
 TAG_REASONS = "gate.reasons"
 TAG_COMPARISON = "gate.comparison"
 TAG_CHAMPION_AT_GATE = "gate.compared_with"
+TAG_LAST_CHECK = "gate.last_check.verdict"
+TAG_LAST_CHECK_REASONS = "gate.last_check.reasons"
+TAG_LAST_CHECK_AT = "gate.last_check.at"
+TAG_ROLLBACK_BLOCKED = "rollback.blocked"
 MAX_TAG_CHARS = 5000  # MLflow's limit for a tag value
 
 
@@ -26,11 +30,14 @@ def client(params: Params):
     return MlflowClient()
 
 
-def find_version(mlflow_client, name: str, model_md5: str):
-    """The registry version holding the model with this md5, or None."""
+def find_version(mlflow_client, params: Params, model_md5: str):
+    """The registry version holding this model as served under the current params (the
+    same md5, contract and threshold), or None."""
+    name = params.registry.model_name
+    key = tracking.serving_key(params, model_md5)
     try:
         versions = mlflow_client.search_model_versions(
-            f"name = '{name}' and tags.`{tracking.TAG_MODEL_MD5}` = '{model_md5}'"
+            f"name = '{name}' and tags.`{tracking.TAG_SERVING_KEY}` = '{key}'"
         )
     except Exception as exc:
         raise ChurnError(f"cannot search the model registry: {exc.__class__.__name__}: {exc}") from None
@@ -49,9 +56,13 @@ def alias_version(mlflow_client, name: str, alias: str):
     try:
         return mlflow_client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
-        code = getattr(exc, "error_code", "")
         message = str(exc)
-        if code == "RESOURCE_DOES_NOT_EXIST" or "not found" in message or "does not exist" in message:
+        # Only MLflow's own "no such alias / model" answers mean absence; a bare 404 from a
+        # proxy or an older server must not read as "no champion".
+        # (MLflow codes a missing alias INVALID_PARAMETER_VALUE, a missing model
+        # RESOURCE_DOES_NOT_EXIST; the messages are what tell them apart from other errors.)
+        absent = (f"Registered model alias {alias} not found", f"Registered Model with name={name} not found")
+        if any(message.startswith(text) for text in absent):
             return None
         raise ChurnError(f"cannot read alias @{alias} of {name}: {message}") from None
 
@@ -64,6 +75,7 @@ def tag_text(value) -> str:
 def lineage_tags(params: Params, model: CheckoutModel) -> dict[str, str]:
     return {
         tracking.TAG_MODEL_MD5: model.model_md5,
+        tracking.TAG_SERVING_KEY: tracking.serving_key(params, model.model_md5),
         tracking.TAG_RAW_MD5: model.raw_md5,
         "dvc.train_md5": model.train_md5,
         "dvc.validation_md5": model.validation_md5,
@@ -79,12 +91,12 @@ def register(params: Params, model: CheckoutModel, mlflow_client):
     another registration of the same model.
     """
     name = params.registry.model_name
-    existing = find_version(mlflow_client, name, model.model_md5)
+    existing = find_version(mlflow_client, params, model.model_md5)
     if existing is not None:
         return existing
     import mlflow
 
-    run = tracking.find_run_for_model(params, model.model_md5)
+    run = tracking.find_run_for_model(params, model.model_md5, servable=True)
     model_uri = run.data.tags.get(tracking.TAG_MODEL_URI) if run is not None else None
     if model_uri is None:
         model_uri = log_from_checkout(params, model)

@@ -26,6 +26,7 @@ TAG_MODEL_MD5 = "dvc.model_md5"
 TAG_RAW_MD5 = "dvc.raw_md5"
 TAG_PARAMS_HASH = "params_hash"
 TAG_GIT_COMMIT = "git_commit"
+TAG_SERVING_KEY = "serving_key"  # model md5 + contract + threshold: what the servable computes
 TAG_MODEL_URI = "model_uri"  # the logged model's models:/ URI, for registration
 MODEL_NAME_IN_RUN = "model"
 # Exact versions of what the logged model needs, so MLflow need not infer them (slow).
@@ -96,6 +97,18 @@ def params_hash(params: Params) -> str:
     return hashlib.md5(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 
+def serving_key(params: Params, model_md5: str) -> str:
+    """Identity of the servable model: the DVC md5 of the pipeline plus what the pyfunc
+    wraps around it (data contract and decision threshold). Two registry versions differ
+    exactly when they could score a record differently."""
+    servable = {
+        "model_md5": model_md5,
+        "dataset": params.dataset.model_dump(mode="json"),
+        "decision_threshold": params.train.decision_threshold,
+    }
+    return hashlib.md5(json.dumps(servable, sort_keys=True).encode()).hexdigest()
+
+
 def run_params(params: Params, rows: dict[str, int]) -> dict[str, Any]:
     train = params.train
     logged: dict[str, Any] = {
@@ -132,6 +145,7 @@ def log_training_run(
     commit = git_commit()
     tags = {
         TAG_MODEL_MD5: model_md5,
+        TAG_SERVING_KEY: serving_key(params, model_md5),
         TAG_RAW_MD5: raw_md5,
         TAG_PARAMS_HASH: params_hash(params),
         TAG_GIT_COMMIT: commit,
@@ -173,12 +187,14 @@ def log_training_run(
         ) from None
 
 
-def find_run_for_model(params: Params, model_md5: str):
-    """The newest run that logged the model with this md5, or None."""
+def find_run_for_model(params: Params, model_md5: str, *, servable: bool = False):
+    """The newest run that logged the model with this md5, or None. With `servable`, only a
+    run whose logged pyfunc wraps it with the current contract and threshold."""
     mlflow = connect(params)
+    tag, value = (TAG_SERVING_KEY, serving_key(params, model_md5)) if servable else (TAG_MODEL_MD5, model_md5)
     runs = mlflow.search_runs(
         experiment_names=[params.tracking.experiment],
-        filter_string=f"tags.`{TAG_MODEL_MD5}` = '{model_md5}'",
+        filter_string=f"tags.`{tag}` = '{value}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
         output_format="list",
