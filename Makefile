@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 run: $(STAMP) ## pull or recreate the raw data, reproduce the pipeline, print a summary
 	churn ensure-data
 	dvc repro
-	churn drift-report --if-missing
+	churn drift-report --if-stale
 	churn summary
 
 test: $(STAMP) ## the whole test suite, end-to-end tests included

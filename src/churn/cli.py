@@ -56,9 +56,9 @@ def _stage(module: str):
 
 
 def _drift_report(args, params) -> int:
-    from churn.evaluation.stage import write_report
+    from churn.evaluation.stage import report_is_current, write_report
 
-    if args.if_missing and params.paths.drift_report_html.is_file():
+    if args.if_stale and report_is_current(params):
         return 0
     write_report(params)
     print(f"wrote {params.paths.drift_report_html}")
@@ -201,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command(name, text, _stage(module))
     report = command("drift-report", "write the HTML drift report (train vs test) beside the DVC outputs", _drift_report)
-    report.add_argument("--if-missing", action="store_true", help="only when the file does not exist")
+    report.add_argument(
+        "--if-stale", action="store_true", help="only when it is missing or was made from other data or settings"
+    )
     command("gate", "exit non-zero unless the verdict passed (fails closed)", _gate)
     command("summary", "key metrics, verdict, MLflow run and where the reports are", _summary)
     command("challenge", "compare with @champion (fails closed); register and alias @challenger if accepted", _challenge)
@@ -234,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         _limit_native_threads(params.runtime.threads)
         return args.handler(args, params)
     except ChurnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or device problem the message already names
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 from churn.config import Params
 from churn.evaluation import plots
 from churn.evaluation.metrics import classification_metrics
-from churn.io import write_csv, write_json
+from churn.io import md5_file, write_csv, write_json, write_text
 from churn.monitoring.drift import drift_summary, write_drift_html
 from churn.training.model_io import load_model
 from churn.training.stage import read_split
@@ -42,7 +46,7 @@ def run(params: Params) -> dict:
     for name, table in tables.items():
         write_csv(paths.plots_dir / plots.PLOT_FILES[name], table)
     write_json(paths.drift_metrics, drift)
-    write_drift_html(train, test, path=paths.drift_report_html, **_drift_args(params))
+    _write_html(params, train, test)
     return {"metrics": metrics, "drift": drift}
 
 
@@ -55,10 +59,35 @@ def _drift_args(params: Params) -> dict:
     )
 
 
+def html_key(params: Params) -> str:
+    """What the HTML report was made from: the two data files and the drift settings."""
+    paths = params.paths
+    made_from = {"train": md5_file(paths.train_set), "test": md5_file(paths.test_set), **_drift_args(params)}
+    return hashlib.md5(json.dumps(made_from, sort_keys=True).encode()).hexdigest()
+
+
+def _key_file(params: Params) -> Path:
+    html = params.paths.drift_report_html
+    return html.with_name(html.name + ".key")
+
+
+def _write_html(params: Params, train, test) -> None:
+    write_drift_html(train, test, path=params.paths.drift_report_html, **_drift_args(params))
+    write_text(_key_file(params), html_key(params) + "\n")
+
+
+def report_is_current(params: Params) -> bool:
+    key_file = _key_file(params)
+    return (
+        params.paths.drift_report_html.is_file()
+        and key_file.is_file()
+        and key_file.read_text().strip() == html_key(params)
+    )
+
+
 def write_report(params: Params) -> None:
-    """The HTML drift report alone. It is not byte-deterministic, so it is not a DVC output
-    and a checkout whose evaluate stage was up to date has none until this writes it."""
+    """The HTML drift report alone. It is not byte-deterministic, so it is not a DVC output:
+    a checkout whose evaluate stage was up to date (or restored from the run-cache) has
+    none, or one made from other data, until this writes it."""
     paths, dataset = params.paths, params.dataset
-    train = read_split(paths.train_set, dataset)
-    test = read_split(paths.test_set, dataset)
-    write_drift_html(train, test, path=paths.drift_report_html, **_drift_args(params))
+    _write_html(params, read_split(paths.train_set, dataset), read_split(paths.test_set, dataset))

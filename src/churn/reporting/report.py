@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from churn.config import Params
+from churn.errors import ChurnError
 from churn.io import write_json, write_text
 from churn.markdown import table as markdown_table
 from churn.reporting import dvc_queries as dq
@@ -172,7 +173,9 @@ def drift_section(params: Params, base: str) -> tuple[list[str], dict | None]:
     from churn.monitoring.drift import drift_summary, write_drift_html
 
     dataset, settings = params.dataset, params.report
-    head_train = pd.read_parquet(params.paths.train_set)
+    from churn.training.stage import read_split
+
+    head_train = read_split(params.paths.train_set, dataset)
     base_train = dq.read_parquet_at(params.paths.train_set, base)
     if base_train is None:
         return [f"Base training data unavailable (not in the DVC cache or remote for `{base}`): drift not computed."], None
@@ -228,7 +231,10 @@ def plots_section(params: Params, base: str, assets: Path) -> tuple[list[str], l
 
     def pair(name: str) -> tuple[pd.DataFrame | None, pd.DataFrame]:
         old = dq.git_show(plots_dir / name, base)
-        return (pd.read_csv(io.BytesIO(old)) if old else None), pd.read_csv(plots_dir / name)
+        head = plots_dir / name
+        if not head.is_file():
+            raise ChurnError(f"{head} not found: run `dvc repro` before `churn report`.")
+        return (pd.read_csv(io.BytesIO(old)) if old else None), pd.read_csv(head)
 
     images = [
         figures.curve(assets / "roc.png", *pair("roc.csv"), x="fpr", y="tpr", title="ROC", diagonal=True),
@@ -240,7 +246,6 @@ def plots_section(params: Params, base: str, assets: Path) -> tuple[list[str], l
 
 
 def links_section(params: Params) -> list[str]:
-    from churn.errors import ChurnError
     from churn.io import md5_file
     from churn.training import tracking
 

@@ -43,7 +43,10 @@ def run(params: Params) -> dict:
     validation = read_split(paths.validation_set, dataset)
     features, label = dataset.feature_columns, dataset.label_column
 
-    model = build_pipeline(dataset, params.train).fit(train[features], train[label])
+    try:
+        model = build_pipeline(dataset, params.train).fit(train[features], train[label])
+    except ValueError as exc:  # scikit-learn validates hyperparameters only when fitting
+        raise ChurnError(f"train.hyperparameters.{params.train.family} is invalid: {exc}") from None
     threshold = params.train.decision_threshold
     metrics = {}
     for name, frame in (("train", train), ("validation", validation)):
