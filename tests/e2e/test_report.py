@@ -62,3 +62,25 @@ def test_report_has_verdict_plots_and_links(reports):
         assert f"(report/{name})" in text
     assert reports["images"] == ["confusion.png", "precision_recall.png", "roc.png"]
     assert "MLflow run" in text
+
+
+def test_base_data_in_no_cache_or_remote_is_rebuilt(reports, tmp_path):
+    """A CI job with no shared DVC remote: the base's data exists nowhere but can be rebuilt."""
+    from tests.e2e.conftest import Project, project_env
+
+    env = project_env(tmp_path)
+    clone = tmp_path / "clone"
+    Project(tmp_path, env).run("git", "clone", "-q", "-b", "later-period", str(reports["project"].path), str(clone))
+    project = Project(clone, env)
+    project.run("dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / "empty-remote"))
+    project.run("git", "fetch", "-q", "origin", "main:main")
+    project.run("churn", "ensure-data")
+    project.repro()
+    project.run("churn", "report", "--base", "main")
+    text = (clone / "report.md").read_text()
+    assert "it was rebuilt here" in text
+    drift = text.split("### Drift")[1].split("###")[0]
+    assert "MonthlyCharges" in drift and "⚠️ yes" in drift
+    raw_line = next(line for line in text.splitlines() if "data/raw/telco_churn.csv" in line)
+    assert raw_line.count("3,000") == 2
+    assert project.git("worktree", "list").count("\n") == 1, "the temporary worktree must be gone"

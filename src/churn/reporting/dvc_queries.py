@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -59,6 +60,17 @@ def data_diff(base: str) -> dict:
     return dvc_json("diff", base)
 
 
+def default_remote_url() -> str | None:
+    name = _run("dvc", "config", "core.remote").stdout.strip()
+    if not name:
+        return None
+    for line in _run("dvc", "remote", "list").stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == name:
+            return parts[1]
+    return None
+
+
 def git_show(path: str | Path, base: str) -> bytes | None:
     result = subprocess.run(["git", "show", f"{base}:{path}"], capture_output=True, timeout=120)
     return result.stdout if result.returncode == 0 else None
@@ -89,6 +101,59 @@ def row_count(path: str, data: bytes | None) -> int | None:
     return None
 
 
-def read_parquet_at(path: str | Path, base: str) -> pd.DataFrame | None:
-    data = dvc_read(path, base)
-    return pd.read_parquet(io.BytesIO(data)) if data is not None else None
+
+
+def rebuild_base_prep(base: str, paths: list[str]) -> tuple[dict[str, bytes], str | None]:
+    """The base's prep outputs where no cache or remote holds them (a CI job without a
+    shared DVC remote, a fork): check the base out in a temporary worktree that shares
+    this repository's DVC cache, get its raw snapshot (pulled, or recreated from its
+    recorded settings), run its prep stage there and read `paths` back.
+
+    Returns ({path: bytes}, None) or ({}, why it could not)."""
+    cache = _run("dvc", "cache", "dir")
+    if cache.returncode:
+        return {}, f"no DVC cache: {cache.stderr.strip()[:200]}"
+    with tempfile.TemporaryDirectory(prefix="churn-base-") as tmp:
+        worktree = Path(tmp) / "base"
+        added = _run("git", "worktree", "add", "--detach", "--quiet", str(worktree), base)
+        if added.returncode:
+            return {}, f"cannot check out {base}: {added.stderr.strip()[:200]}"
+        try:
+            steps = (
+                ("dvc", "config", "--local", "cache.dir", cache.stdout.strip()),
+                ("churn", "ensure-data"),
+                ("dvc", "repro", "--single-item", "prep"),
+            )
+            for step in steps:
+                result = subprocess.run(step, cwd=worktree, capture_output=True, text=True, timeout=900)
+                if result.returncode:
+                    return {}, f"`{' '.join(step)}` failed: {(result.stderr or result.stdout).strip()[-300:]}"
+            return {path: (worktree / path).read_bytes() for path in paths if (worktree / path).is_file()}, None
+        finally:
+            _run("git", "worktree", "remove", "--force", str(worktree))
+
+
+class BaseFiles:
+    """DVC-tracked files as they were at the base: from the cache or remote, or rebuilt."""
+
+    def __init__(self, base: str, rebuild_paths: list[str], probe: str):
+        self.base = base
+        self.rebuilt: dict[str, bytes] = {}
+        self.note: str | None = None
+        if dvc_read(probe, base) is None:
+            self.rebuilt, problem = rebuild_base_prep(base, rebuild_paths)
+            if problem is None and probe in self.rebuilt:
+                self.note = (
+                    "No DVC cache or remote held the base's data, so it was rebuilt here: the base's raw "
+                    "snapshot (pulled or recreated from its recorded settings) through its prep stage."
+                )
+            else:
+                self.note = f"The base's data is in no DVC cache or remote and could not be rebuilt ({problem})."
+
+    def read(self, path: str | Path) -> bytes | None:
+        data = dvc_read(path, self.base)
+        return data if data is not None else self.rebuilt.get(str(path))
+
+    def read_parquet(self, path: str | Path) -> pd.DataFrame | None:
+        data = self.read(path)
+        return pd.read_parquet(io.BytesIO(data)) if data is not None else None

@@ -40,15 +40,24 @@ def build(params: Params, base: str) -> ReportResult:
     assets = settings.assets_dir
     assets.mkdir(parents=True, exist_ok=True)
 
+    paths = params.paths
+    base_files = dq.BaseFiles(
+        base,
+        rebuild_paths=[str(p) for p in (paths.raw, paths.feature_table, paths.label_table, paths.train_set,
+                                        paths.validation_set, paths.test_set)],
+        probe=str(paths.train_set),
+    )
     verdict_lines, verdict = verdict_section(params)
-    drift_lines, drift = drift_section(params, base)
+    drift_lines, drift = drift_section(params, base_files)
+    if base_files.note:
+        drift_lines = [f"_{base_files.note}_", "", *drift_lines]
     plot_lines, images = plots_section(params, base, assets)
     sections = [
         (f"## Churn pipeline report: `{_short(_head())}` vs `{base}` (`{base_commit[:8]}`)", []),
         ("### Verdict", verdict_lines),
         ("### Params", params_section(base)),
         ("### Metrics", metrics_section(params, base)),
-        ("### Data", data_section(base)),
+        ("### Data", data_section(base, base_files)),
         ("### Drift between the base and head training data", drift_lines),
         ("### Plots", plot_lines),
         ("### Links", links_section(params)),
@@ -145,7 +154,7 @@ def metrics_section(params: Params, base: str) -> list[str]:
     return [markdown_table(pd.DataFrame(rows)), "", note]
 
 
-def data_section(base: str) -> list[str]:
+def data_section(base: str, base_files: dq.BaseFiles) -> list[str]:
     diff = dq.data_diff(base)
     rows = []
     for change in ("added", "deleted", "modified", "renamed"):
@@ -154,7 +163,7 @@ def data_section(base: str) -> list[str]:
             if path.endswith("/"):
                 continue
             tabular = path.endswith((".csv", ".parquet"))
-            before = dq.row_count(path, dq.dvc_read(path, base)) if tabular and change != "added" else None
+            before = dq.row_count(path, base_files.read(path)) if tabular and change != "added" else None
             after = dq.row_count(path, Path(path).read_bytes()) if tabular and change != "deleted" and Path(path).is_file() else None
             rows.append({"path": path, "change": change, "rows (base)": _count(path, before, change == "added"),
                          "rows (head)": _count(path, after, change == "deleted")})
@@ -169,16 +178,17 @@ def _count(path: str, value: int | None, absent: bool) -> str:
     return f"{value:,}" if value is not None else "unavailable (not in cache or remote)"
 
 
-def drift_section(params: Params, base: str) -> tuple[list[str], dict | None]:
+def drift_section(params: Params, base_files: dq.BaseFiles) -> tuple[list[str], dict | None]:
     from churn.monitoring.drift import drift_summary, write_drift_html
 
     dataset, settings = params.dataset, params.report
     from churn.training.stage import read_split
 
     head_train = read_split(params.paths.train_set, dataset)
-    base_train = dq.read_parquet_at(params.paths.train_set, base)
+    base_train = base_files.read_parquet(params.paths.train_set)
     if base_train is None:
-        return [f"Base training data unavailable (not in the DVC cache or remote for `{base}`): drift not computed."], None
+        return [f"Base training data unavailable for `{base_files.base}`: drift not computed. A shared DVC "
+                "remote (`DVC_REMOTE_URL` in CI) makes it available."], None
     missing = [c for c in dataset.feature_columns if c not in base_train.columns]
     if missing:
         return [f"The base training data has other columns ({missing} missing): drift not computed."], None
@@ -273,11 +283,19 @@ def configuration_note(params: Params) -> str:
 
     uri = tracking_uri(params)
     if uri.startswith(("http://", "https://", "databricks")):
-        return f"_MLflow: team tracking server `{uri}`._"
-    return (
-        f"_MLflow: local store `{uri}` (no team `MLFLOW_TRACKING_URI` configured): runs and registry "
-        "entries of this job stay on its machine and reach no team registry._"
-    )
+        mlflow_note = f"MLflow: team tracking server `{uri}`."
+    else:
+        mlflow_note = (
+            f"MLflow: local store `{uri}` (no team `MLFLOW_TRACKING_URI` configured): runs and registry "
+            "entries of this job stay on its machine and reach no team registry."
+        )
+    remote = dq.default_remote_url()
+    in_repo = remote is not None and "://" not in remote and Path(remote).resolve().is_relative_to(Path.cwd().resolve())
+    if remote is None or in_repo:
+        dvc_note = "DVC: no shared remote configured (only the in-repo local one): data and run-cache are not shared."
+    else:
+        dvc_note = f"DVC: remote `{remote}`."
+    return f"_{mlflow_note} {dvc_note}_"
 
 
 def _fmt(value) -> str:
