@@ -68,7 +68,7 @@ def _drift_report(args, params) -> int:
 def _gate(args, params) -> int:
     from churn.validation.stage import read_verdict
 
-    passed, reasons = read_verdict(params.paths.verdict, params.paths.model)
+    passed, reasons = read_verdict(params.paths.verdict, params.paths.model, params)
     if passed:
         print("gate: passed")
         return 0
@@ -80,8 +80,10 @@ def _gate(args, params) -> int:
 
 def _challenge(args, params) -> int:
     from churn.registry.challenge import challenge
+    from churn.registry.versions import registry_errors
 
-    result = challenge(params)
+    with registry_errors("challenge"):
+        result = challenge(params)
     where = f" as {params.registry.model_name} v{result['version']}" if result["version"] else ""
     print(f"challenge: {result['verdict']}{where}")
     if result["note"]:
@@ -98,8 +100,10 @@ def _challenge(args, params) -> int:
 
 def _promote(args, params) -> int:
     from churn.registry.promotion import promote
+    from churn.registry.versions import registry_errors
 
-    result = promote(params, model_md5=args.model_md5, force=args.force)
+    with registry_errors("promote"):
+        result = promote(params, model_md5=args.model_md5, force=args.force)
     name = params.registry.model_name
     if not result["changed"]:
         print(f"{name} v{result['version']} is already @champion: nothing to do")
@@ -111,16 +115,20 @@ def _promote(args, params) -> int:
 
 def _rollback(args, params) -> int:
     from churn.registry.promotion import rollback
+    from churn.registry.versions import registry_errors
 
-    result = rollback(params)
+    with registry_errors("rollback"):
+        result = rollback(params)
     print(f"{params.registry.model_name} @champion rolled back from v{result['rolled_back_from']} to v{result['version']}")
     return 0
 
 
 def _which(args, params) -> int:
     from churn.registry.promotion import which
+    from churn.registry.versions import registry_errors
 
-    result = which(params)
+    with registry_errors("which"):
+        result = which(params)
     if result["version"] is None:
         print(f"model {result['model_md5']} is not in the registry {params.registry.model_name}")
         return 1

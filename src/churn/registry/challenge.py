@@ -24,7 +24,7 @@ from churn.validation.stage import read_verdict
 def challenge(params: Params) -> dict:
     model = read_checkout_model(params)
     ensure_workspace_model(params, model)
-    absolute_passed, absolute_reasons = read_verdict(params.paths.verdict, params.paths.model)
+    absolute_passed, absolute_reasons = read_verdict(params.paths.verdict, params.paths.model, params)
     mlflow_client = versions.client(params)
     if absolute_passed:
         validation = read_split(params.paths.validation_set, params.dataset)

@@ -70,14 +70,14 @@ def promote(params: Params, model_md5: str | None = None, force: bool = False) -
         if version is None:
             raise ChurnError(f"refusing to promote model {md5}: {_refusal_reason(params, md5)}.")
         number, tags = str(version.version), version.tags
+        current = versions.alias_version(mlflow_client, name, versions.CHAMPION)
+        if current is not None and str(current.version) == number:
+            return {"version": number, "previous": current.tags.get(TAG_PREVIOUS), "changed": False}
         verdict, last_check = tags.get(versions.TAG_VERDICT), tags.get(versions.TAG_LAST_CHECK)
         if verdict != "passed" or last_check == "rejected":
             reasons = tags.get(versions.TAG_LAST_CHECK_REASONS if last_check == "rejected" else versions.TAG_REASONS, "")
             state = "its latest gate check rejected it" if last_check == "rejected" else f"its gate verdict is {verdict or 'missing'}"
             raise ChurnError(f"refusing to promote {name} v{number}: {state} {reasons}".rstrip())
-        current = versions.alias_version(mlflow_client, name, versions.CHAMPION)
-        if current is not None and str(current.version) == number:
-            return {"version": number, "previous": current.tags.get(TAG_PREVIOUS), "changed": False}
         if tags.get(versions.TAG_ROLLBACK_BLOCKED) == "true" and not force:
             raise ChurnError(
                 f"refusing to promote {name} v{number}: it was rolled back on {tags.get(TAG_ROLLED_BACK_AT, '?')} "
@@ -114,23 +114,29 @@ def rollback(params: Params) -> dict:
             raise ChurnError(
                 f"{name} v{current.version} records no previous champion: nothing to roll back to."
             )
-        stamp, who = now(), actor()
-        mlflow_client.set_model_version_tag(name, str(current.version), TAG_ROLLED_BACK_AT, stamp)
-        mlflow_client.set_model_version_tag(name, str(current.version), TAG_ROLLED_BACK_BY, who)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            restored = mlflow_client.get_model_version(name, previous)
+        except MlflowException:
+            raise ChurnError(
+                f"{name} v{current.version} records v{previous} as the previous champion, but that "
+                "version no longer exists: promote a model explicitly instead."
+            ) from None
+        # Alias first: if a tag write fails afterwards, the champion is already the right one.
+        mlflow_client.set_registered_model_alias(name, versions.CHAMPION, previous)
+        stamp, who, replaced = now(), actor(), str(current.version)
+        mlflow_client.set_model_version_tag(name, replaced, TAG_ROLLED_BACK_AT, stamp)
+        mlflow_client.set_model_version_tag(name, replaced, TAG_ROLLED_BACK_BY, who)
         # Out of service until someone decides otherwise: the next deploy of the same
         # model must not quietly undo the rollback.
-        mlflow_client.set_model_version_tag(name, str(current.version), versions.TAG_ROLLBACK_BLOCKED, "true")
-        mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_FROM, str(current.version))
+        mlflow_client.set_model_version_tag(name, replaced, versions.TAG_ROLLBACK_BLOCKED, "true")
+        mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_FROM, replaced)
         mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_AT, stamp)
         mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_BY, who)
-        if previous_version_blocked(mlflow_client, name, previous):
+        if restored.tags.get(versions.TAG_ROLLBACK_BLOCKED) == "true":
             mlflow_client.delete_model_version_tag(name, previous, versions.TAG_ROLLBACK_BLOCKED)
-        mlflow_client.set_registered_model_alias(name, versions.CHAMPION, previous)
     return {"version": previous, "rolled_back_from": str(current.version)}
-
-
-def previous_version_blocked(mlflow_client, name: str, number: str) -> bool:
-    return mlflow_client.get_model_version(name, number).tags.get(versions.TAG_ROLLBACK_BLOCKED) == "true"
 
 
 def which(params: Params) -> dict:

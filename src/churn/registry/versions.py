@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from typing import Iterator
 
 from churn.config import Params
 from churn.errors import ChurnError
@@ -57,14 +59,26 @@ def alias_version(mlflow_client, name: str, alias: str):
         return mlflow_client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         message = str(exc)
-        # Only MLflow's own "no such alias / model" answers mean absence; a bare 404 from a
-        # proxy or an older server must not read as "no champion".
-        # (MLflow codes a missing alias INVALID_PARAMETER_VALUE, a missing model
-        # RESOURCE_DOES_NOT_EXIST; the messages are what tell them apart from other errors.)
-        absent = (f"Registered model alias {alias} not found", f"Registered Model with name={name} not found")
-        if any(message.startswith(text) for text in absent):
+        # Only MLflow's own "no such alias / model" answers mean absence (a bare 404 from a
+        # proxy must not read as "no champion"). MLflow codes a missing alias
+        # INVALID_PARAMETER_VALUE and a missing model RESOURCE_DOES_NOT_EXIST; over REST the
+        # code also prefixes the message.
+        missing_alias = exc.error_code == "INVALID_PARAMETER_VALUE" and f"alias {alias} not found" in message
+        missing_model = exc.error_code == "RESOURCE_DOES_NOT_EXIST" and f"name={name} not found" in message
+        if missing_alias or missing_model:
             return None
         raise ChurnError(f"cannot read alias @{alias} of {name}: {message}") from None
+
+
+@contextmanager
+def registry_errors(action: str) -> Iterator[None]:
+    """MLflow failures inside a registry command become a short ChurnError."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise ChurnError(f"{action} failed in the model registry: {exc}") from None
 
 
 def tag_text(value) -> str:
