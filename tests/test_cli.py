@@ -49,11 +49,29 @@ def project(tmp_path):
 
 
 def write_verdict(project, outcome: str, reasons: list[str], model_bytes: bytes = MODEL_BYTES) -> None:
-    content = {"verdict": outcome, "reasons": reasons, "checks": [], "model_md5": hashlib.md5(model_bytes).hexdigest()}
+    from churn.config import load_params
+    from churn.validation.stage import verdict_params_md5
+
+    content = {
+        "verdict": outcome,
+        "reasons": reasons,
+        "checks": [],
+        "model_md5": hashlib.md5(model_bytes).hexdigest(),
+        "params_md5": verdict_params_md5(load_params(project["params"])),
+    }
     project["verdict"].write_text(json.dumps(content))
 
 
 # ------------------------------------------------------------------ gate
+
+
+def test_gate_rejects_a_verdict_made_under_other_params(project, capsys):
+    write_verdict(project, "passed", [])
+    content = json.loads(project["verdict"].read_text())
+    content["params_md5"] = "0" * 32  # e.g. the threshold was edited after `dvc repro`
+    project["verdict"].write_text(json.dumps(content))
+    assert main(["gate", "--params", project["params"]]) == 1
+    assert "other params" in capsys.readouterr().err
 
 
 def test_gate_passes_for_a_passed_verdict_of_this_model(project, capsys):

@@ -50,7 +50,7 @@ def render(params: Params) -> str:
         lines.append("test metrics: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in KEY_METRICS if k in metrics))
     else:
         lines.append(f"test metrics: missing ({paths.test_metrics}); run `dvc repro`")
-    passed, reasons = read_verdict(paths.verdict, paths.model)
+    passed, reasons = read_verdict(paths.verdict, paths.model, params)
     lines.append(f"gate verdict: {'passed' if passed else 'rejected'}")
     lines += [f"  - {reason}" for reason in reasons]
     drift = _read_json(paths.drift_metrics)

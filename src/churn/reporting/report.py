@@ -88,7 +88,7 @@ def _read_json(path: Path) -> dict | None:
 def verdict_section(params: Params) -> tuple[list[str], str]:
     from churn.validation.stage import read_verdict
 
-    passed, reasons = read_verdict(params.paths.verdict, params.paths.model)
+    passed, reasons = read_verdict(params.paths.verdict, params.paths.model, params)
     challenge = _read_json(params.paths.challenge)
     current = challenge if challenge and challenge.get("model_md5") == _verdict_md5(params) else None
     if current is not None:

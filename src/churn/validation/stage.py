@@ -6,6 +6,7 @@ run; `churn gate` turns the verdict into an exit code for CI.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def run(params: Params) -> dict:
     result = {
         **verdict(checks),
         "model_md5": md5_file(paths.model),
+        "params_md5": verdict_params_md5(params),
         "decision_threshold": params.train.decision_threshold,
         "validation_metrics": metrics,
     }
@@ -37,8 +39,21 @@ def run(params: Params) -> dict:
     return result
 
 
-def read_verdict(path: Path, model_path: Path) -> tuple[bool, list[str]]:
-    """(passed, reasons). Anything that prevents checking is a rejection: fail closed."""
+def verdict_params_md5(params: Params) -> str:
+    """The params a verdict depends on (what dvc.yaml lists for validate)."""
+    relevant = {
+        "dataset": params.dataset.model_dump(mode="json"),
+        "validate": params.validation.model_dump(mode="json"),
+        "decision_threshold": params.train.decision_threshold,
+    }
+    return hashlib.md5(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+
+
+def read_verdict(path: Path, model_path: Path, params: Params | None = None) -> tuple[bool, list[str]]:
+    """(passed, reasons). Anything that prevents checking is a rejection: fail closed.
+
+    With `params`, a verdict made under other gates, threshold or contract is stale too.
+    """
     try:
         data = json.loads(Path(path).read_text())
         outcome, reasons = data["verdict"], list(data["reasons"])
@@ -52,6 +67,8 @@ def read_verdict(path: Path, model_path: Path) -> tuple[bool, list[str]]:
         return False, [f"model {model_path} is missing, so the verdict cannot apply to it: run `dvc repro`"]
     if data.get("model_md5") != current_md5:
         return False, [f"verdict {path} was made for another model than {model_path}: rerun `dvc repro validate`"]
+    if params is not None and data.get("params_md5") != verdict_params_md5(params):
+        return False, [f"verdict {path} was made under other params (gates, threshold or dataset): rerun `dvc repro`"]
     if outcome == "passed" and not reasons:
         return True, []
     if outcome == "rejected":
