@@ -78,7 +78,7 @@ def test_base_data_in_no_cache_or_remote_is_rebuilt(reports, tmp_path):
     project.repro()
     project.run("churn", "report", "--base", "main")
     text = (clone / "report.md").read_text()
-    assert "it was rebuilt here" in text
+    assert "so it was rebuilt here" in text
     drift = text.split("### Drift")[1].split("###")[0]
     assert "MonthlyCharges" in drift and "⚠️ yes" in drift
     raw_line = next(line for line in text.splitlines() if "data/raw/telco_churn.csv" in line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -76,15 +77,17 @@ def git_show(path: str | Path, base: str) -> bytes | None:
     return result.stdout if result.returncode == 0 else None
 
 
-def dvc_read(path: str | Path, base: str) -> bytes | None:
-    """A DVC-tracked file as it was at `base`, from the cache or the remote; None if neither
-    holds it (the report then says the base copy is unavailable)."""
+def dvc_read(path: str | Path, base: str, errors: list[str] | None = None) -> bytes | None:
+    """A DVC-tracked file as it was at `base`, from the cache or the remote; None if that
+    fails, with the reason appended to `errors` (missing there, no remote, no access)."""
     import dvc.api
 
     try:
         with dvc.api.open(str(path), rev=base, mode="rb") as handle:
             return handle.read()
-    except Exception:  # any "not there": missing at that revision, not in cache or remote
+    except Exception as exc:  # DVC raises many types here; the caller reports the reason
+        if errors is not None:
+            errors.append(f"{exc.__class__.__name__}: {str(exc).strip()[:200]}")
         return None
 
 
@@ -124,13 +127,19 @@ def rebuild_base_prep(base: str, paths: list[str]) -> tuple[dict[str, bytes], st
                 ("churn", "ensure-data"),
                 ("dvc", "repro", "--single-item", "prep"),
             )
+            # The base's own code, not this checkout's: a change to prep must show as drift.
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(worktree / "src"), os.environ.get("PYTHONPATH")]))}
             for step in steps:
-                result = subprocess.run(step, cwd=worktree, capture_output=True, text=True, timeout=900)
+                try:
+                    result = subprocess.run(step, cwd=worktree, env=env, capture_output=True, text=True, timeout=900)
+                except subprocess.TimeoutExpired:
+                    return {}, f"`{' '.join(step)}` took more than 15 minutes"
                 if result.returncode:
                     return {}, f"`{' '.join(step)}` failed: {(result.stderr or result.stdout).strip()[-300:]}"
             return {path: (worktree / path).read_bytes() for path in paths if (worktree / path).is_file()}, None
         finally:
             _run("git", "worktree", "remove", "--force", str(worktree))
+            _run("git", "worktree", "prune")
 
 
 class BaseFiles:
@@ -140,15 +149,18 @@ class BaseFiles:
         self.base = base
         self.rebuilt: dict[str, bytes] = {}
         self.note: str | None = None
-        if dvc_read(probe, base) is None:
+        errors: list[str] = []
+        if dvc_read(probe, base, errors) is None:
+            why = errors[0] if errors else "unknown"
             self.rebuilt, problem = rebuild_base_prep(base, rebuild_paths)
             if problem is None and probe in self.rebuilt:
                 self.note = (
-                    "No DVC cache or remote held the base's data, so it was rebuilt here: the base's raw "
-                    "snapshot (pulled or recreated from its recorded settings) through its prep stage."
+                    f"The base's data could not be read from a DVC cache or remote ({why}), so it was "
+                    "rebuilt here: the base's raw snapshot (pulled or recreated from its recorded settings) "
+                    "through the base's own prep stage."
                 )
             else:
-                self.note = f"The base's data is in no DVC cache or remote and could not be rebuilt ({problem})."
+                self.note = f"The base's data could not be read ({why}) nor rebuilt ({problem})."
 
     def read(self, path: str | Path) -> bytes | None:
         data = dvc_read(path, self.base)
