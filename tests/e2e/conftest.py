@@ -26,7 +26,11 @@ class Project:
     env: dict
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(args, cwd=self.path, env=self.env, capture_output=True, text=True, timeout=900)
+        env = self.env
+        if (self.path / "src" / "churn").is_dir():
+            # The project runs its own copy of the code, as a checkout of a branch would.
+            env = {**env, "PYTHONPATH": str(self.path / "src")}
+        result = subprocess.run(args, cwd=self.path, env=env, capture_output=True, text=True, timeout=900)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result

@@ -84,3 +84,33 @@ def test_base_data_in_no_cache_or_remote_is_rebuilt(reports, tmp_path):
     raw_line = next(line for line in text.splitlines() if "data/raw/telco_churn.csv" in line)
     assert raw_line.count("3,000") == 2
     assert project.git("worktree", "list").count("\n") == 1, "the temporary worktree must be gone"
+
+
+def test_rebuilt_base_uses_the_base_code_so_a_prep_change_shows_as_drift(reports, tmp_path):
+    from tests.e2e.conftest import Project, project_env
+
+    origin = reports["project"]
+    origin.git("checkout", "-q", "main")
+    origin.run("dvc", "checkout", "-q")
+    origin.git("checkout", "-q", "-b", "prep-doubles-charges")
+    clean = origin.path / "src/churn/prep/clean.py"
+    code = clean.read_text()
+    marker = "    return out.reset_index(drop=True)"
+    assert marker in code
+    clean.write_text(code.replace(marker, '    out["MonthlyCharges"] = out["MonthlyCharges"] * 2\n' + marker, 1))
+    origin.git("commit", "-q", "-am", "prep: a bug that doubles charges")
+
+    env = project_env(tmp_path)
+    clone = tmp_path / "clone"
+    Project(tmp_path, env).run("git", "clone", "-q", "-b", "prep-doubles-charges", str(origin.path), str(clone))
+    project = Project(clone, env)
+    project.run("dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / "empty-remote"))
+    project.run("git", "fetch", "-q", "origin", "main:main")
+    project.run("churn", "ensure-data")
+    project.repro()
+    project.run("churn", "report", "--base", "main")
+    text = (clone / "report.md").read_text()
+    assert "so it was rebuilt here" in text
+    drift = text.split("### Drift")[1].split("###")[0]
+    monthly = next(line for line in drift.splitlines() if line.startswith("| MonthlyCharges"))
+    assert "⚠️ yes" in monthly, drift
