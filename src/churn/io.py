@@ -56,6 +56,14 @@ def write_csv(target: str | Path, df: pd.DataFrame) -> None:
         df.to_csv(tmp, index=False, lineterminator="\n")
 
 
+def read_json(path: str | Path) -> dict | None:
+    """A JSON report, or None when it is missing or unreadable (callers then say so)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def md5_file(path: str | Path) -> str:
     """The digest DVC 3 records for a single file."""
     digest = hashlib.md5()

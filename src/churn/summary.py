@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 from churn.config import Params
 from churn.errors import ChurnError
-from churn.io import md5_file
+from churn.io import md5_file, read_json
 
 KEY_METRICS = ("roc_auc", "pr_auc", "f1", "recall", "precision", "log_loss")
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def mlflow_run_line(params: Params) -> str:
@@ -45,7 +36,7 @@ def render(params: Params) -> str:
 
     paths = params.paths
     lines = ["", "== churn pipeline summary =="]
-    metrics = _read_json(paths.test_metrics)
+    metrics = read_json(paths.test_metrics)
     if metrics:
         lines.append("test metrics: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in KEY_METRICS if k in metrics))
     else:
@@ -53,7 +44,7 @@ def render(params: Params) -> str:
     passed, reasons = read_verdict(paths.verdict, paths.model, params)
     lines.append(f"gate verdict: {'passed' if passed else 'rejected'}")
     lines += [f"  - {reason}" for reason in reasons]
-    drift = _read_json(paths.drift_metrics)
+    drift = read_json(paths.drift_metrics)
     if drift:
         lines.append(
             f"train-vs-test drift: {drift['columns_drifted']} of {drift['columns_total']} columns drifted"

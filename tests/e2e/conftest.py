@@ -73,6 +73,19 @@ def project_env(home: Path) -> dict:
     return env
 
 
+def clone_without_remote(origin: Project, base: Path, branch: str | None = None) -> Project:
+    """A fresh clone of `origin` whose DVC remote holds nothing, as on a new machine or a
+    CI job with no shared remote; `main` is fetched so reports can use it as the base."""
+    env = project_env(base)
+    path = base / "clone"
+    Project(base, env).run("git", "clone", "-q", *(["-b", branch] if branch else []), str(origin.path), str(path))
+    clone = Project(path, env)
+    clone.run("dvc", "remote", "modify", "--local", "local", "url", str(base / "empty-remote"))
+    if branch and branch != "main":
+        clone.run("git", "fetch", "-q", "origin", "main:main")
+    return clone
+
+
 def make_project(base: Path) -> Project:
     path = base / "repo"
     path.mkdir(parents=True)

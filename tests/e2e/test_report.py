@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.conftest import clone_without_remote
 from tests.e2e.review_repo import build_review_repo
 
 pytestmark = pytest.mark.e2e
@@ -64,20 +65,18 @@ def test_report_has_verdict_plots_and_links(reports):
     assert "MLflow run" in text
 
 
-def test_base_data_in_no_cache_or_remote_is_rebuilt(reports, tmp_path):
-    """A CI job with no shared DVC remote: the base's data exists nowhere but can be rebuilt."""
-    from tests.e2e.conftest import Project, project_env
-
-    env = project_env(tmp_path)
-    clone = tmp_path / "clone"
-    Project(tmp_path, env).run("git", "clone", "-q", "-b", "later-period", str(reports["project"].path), str(clone))
-    project = Project(clone, env)
-    project.run("dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / "empty-remote"))
-    project.run("git", "fetch", "-q", "origin", "main:main")
+def _report_from_scratch(project) -> str:
+    """Data, pipeline and report in a clone where nothing of the base is cached."""
     project.run("churn", "ensure-data")
     project.repro()
     project.run("churn", "report", "--base", "main")
-    text = (clone / "report.md").read_text()
+    return (project.path / "report.md").read_text()
+
+
+def test_base_data_in_no_cache_or_remote_is_rebuilt(reports, tmp_path):
+    """A CI job with no shared DVC remote: the base's data exists nowhere but can be rebuilt."""
+    project = clone_without_remote(reports["project"], tmp_path, branch="later-period")
+    text = _report_from_scratch(project)
     assert "so it was rebuilt here" in text
     drift = text.split("### Drift")[1].split("###")[0]
     assert "MonthlyCharges" in drift and "⚠️ yes" in drift
@@ -87,8 +86,6 @@ def test_base_data_in_no_cache_or_remote_is_rebuilt(reports, tmp_path):
 
 
 def test_rebuilt_base_uses_the_base_code_so_a_prep_change_shows_as_drift(reports, tmp_path):
-    from tests.e2e.conftest import Project, project_env
-
     origin = reports["project"]
     origin.git("checkout", "-q", "main")
     origin.run("dvc", "checkout", "-q")
@@ -100,16 +97,8 @@ def test_rebuilt_base_uses_the_base_code_so_a_prep_change_shows_as_drift(reports
     clean.write_text(code.replace(marker, '    out["MonthlyCharges"] = out["MonthlyCharges"] * 2\n' + marker, 1))
     origin.git("commit", "-q", "-am", "prep: a bug that doubles charges")
 
-    env = project_env(tmp_path)
-    clone = tmp_path / "clone"
-    Project(tmp_path, env).run("git", "clone", "-q", "-b", "prep-doubles-charges", str(origin.path), str(clone))
-    project = Project(clone, env)
-    project.run("dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / "empty-remote"))
-    project.run("git", "fetch", "-q", "origin", "main:main")
-    project.run("churn", "ensure-data")
-    project.repro()
-    project.run("churn", "report", "--base", "main")
-    text = (clone / "report.md").read_text()
+    project = clone_without_remote(origin, tmp_path, branch="prep-doubles-charges")
+    text = _report_from_scratch(project)
     assert "so it was rebuilt here" in text
     drift = text.split("### Drift")[1].split("###")[0]
     monthly = next(line for line in drift.splitlines() if line.startswith("| MonthlyCharges"))

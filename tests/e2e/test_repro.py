@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import ran_stages
+from tests.e2e.conftest import clone_without_remote, ran_stages
 
 pytestmark = pytest.mark.e2e
 
@@ -68,15 +68,8 @@ def test_prep_param_reruns_everything_downstream(reproduced):
 
 
 def test_fresh_clone_with_empty_remote_reproduces_lock_bit_for_bit(reproduced, tmp_path):
-    from tests.e2e.conftest import Project, project_env
-
-    clone = tmp_path / "clone"
-    env = project_env(tmp_path)
-    project = Project(tmp_path, env)
-    project.run("git", "clone", "-q", str(reproduced.path), str(clone))
-    cloned = Project(clone, env)
     # A remote that holds nothing: the snapshot must be rebuilt from its recorded settings.
-    cloned.run("dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / "empty-remote"))
+    cloned = clone_without_remote(reproduced, tmp_path)
     ensured = cloned.run("churn", "ensure-data")
     assert "recreated bit-for-bit" in ensured.stdout
     result = cloned.repro()

@@ -45,13 +45,16 @@ def read_checkout_model(params: Params, lock_file: Path = LOCK_FILE) -> Checkout
         ) from None
 
 
-def ensure_workspace_model(params: Params, model: CheckoutModel) -> None:
-    """The file that gets scored must be the one dvc.lock names, or the registry would
-    record one model under another's md5."""
+def ensure_locked(path: Path, md5: str) -> None:
+    """The workspace file must be the one dvc.lock names, or the registry would record one
+    file under another's md5."""
     from churn.io import md5_file
 
-    path = params.paths.model
     if not path.is_file():
         raise ChurnError(f"{path} is not in the workspace: `dvc pull {path}` or `dvc repro`.")
-    if md5_file(path) != model.model_md5:
+    if md5_file(path) != md5:
         raise ChurnError(f"{path} differs from what dvc.lock records: `dvc checkout {path}` or `dvc repro`.")
+
+
+def ensure_workspace_model(params: Params, model: CheckoutModel) -> None:
+    ensure_locked(params.paths.model, model.model_md5)

@@ -7,12 +7,12 @@ was champion before it, so a rollback needs nothing but the registry.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 from datetime import datetime, timezone
 
 from churn.config import Params
 from churn.errors import ChurnError
+from churn.io import read_json
 from churn.registry import versions
 from churn.registry.checkout import read_checkout_model
 from churn.registry.lock import registry_lock
@@ -47,10 +47,7 @@ def now() -> str:
 
 
 def _refusal_reason(params: Params, model_md5: str) -> str:
-    try:
-        report = json.loads(params.paths.challenge.read_text())
-    except (OSError, ValueError):
-        report = {}
+    report = read_json(params.paths.challenge) or {}
     if report.get("model_md5") == model_md5 and report.get("verdict") == "rejected":
         return "it was rejected by `churn challenge`: " + "; ".join(report.get("reasons", []))
     return "it was never accepted by the gate: run `churn challenge` first"

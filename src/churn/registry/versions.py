@@ -8,8 +8,8 @@ from typing import Iterator
 
 from churn.config import Params
 from churn.errors import ChurnError
-from churn.io import md5_file
-from churn.registry.checkout import CheckoutModel
+from churn.io import read_json
+from churn.registry.checkout import CheckoutModel, ensure_locked
 from churn.training import tracking
 
 CHAMPION = "champion"
@@ -123,12 +123,14 @@ def log_from_checkout(params: Params, model: CheckoutModel) -> str:
     from churn.training.stage import raw_example, read_split
 
     paths = params.paths
-    for path, expected in ((paths.model, model.model_md5), (paths.train_set, model.train_md5), (paths.validation_set, model.validation_md5), (paths.raw, model.raw_md5)):
-        if not path.is_file():
-            raise ChurnError(f"{path} is not in the workspace: `dvc pull` (or `dvc repro`) first.")
-        if md5_file(path) != expected:
-            raise ChurnError(f"{path} differs from what dvc.lock records: run `dvc checkout` or `dvc repro`.")
-    verdict = _read_json(paths.verdict)
+    for path, expected in (
+        (paths.model, model.model_md5),
+        (paths.train_set, model.train_md5),
+        (paths.validation_set, model.validation_md5),
+        (paths.raw, model.raw_md5),
+    ):
+        ensure_locked(path, expected)
+    verdict = read_json(paths.verdict) or {}
     metrics = {f"validation_{k}": v for k, v in (verdict.get("validation_metrics") or {}).items()}
     train, validation = read_split(paths.train_set, params.dataset), read_split(paths.validation_set, params.dataset)
     run_id = tracking.log_training_run(
@@ -150,8 +152,3 @@ def log_from_checkout(params: Params, model: CheckoutModel) -> str:
     return mlflow.get_run(run_id).data.tags[tracking.TAG_MODEL_URI]
 
 
-def _read_json(path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}

@@ -9,7 +9,6 @@ never recomputed.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 
 from churn.config import Params
 from churn.errors import ChurnError
-from churn.io import write_json, write_text
+from churn.io import read_json, write_json, write_text
 from churn.markdown import table as markdown_table
 from churn.reporting import dvc_queries as dq
 from churn.reporting import figures
@@ -78,18 +77,11 @@ def _short(commit: str) -> str:
     return commit[:8]
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def verdict_section(params: Params) -> tuple[list[str], str]:
     from churn.validation.stage import read_verdict
 
     passed, reasons = read_verdict(params.paths.verdict, params.paths.model, params)
-    challenge = _read_json(params.paths.challenge)
+    challenge = read_json(params.paths.challenge)
     current = challenge if challenge and challenge.get("model_md5") == _verdict_md5(params) else None
     if current is not None:
         passed = current["verdict"] == "passed"
@@ -109,7 +101,7 @@ def verdict_section(params: Params) -> tuple[list[str], str]:
 
 
 def _verdict_md5(params: Params) -> str | None:
-    data = _read_json(params.paths.verdict) or {}
+    data = read_json(params.paths.verdict) or {}
     return data.get("model_md5")
 
 
@@ -271,7 +263,7 @@ def links_section(params: Params) -> list[str]:
         lines.append(f"- MLflow run: {where}")
     elif not lines:
         lines.append("- MLflow run: none recorded for this model in this tracking store")
-    challenge = _read_json(params.paths.challenge) or {}
+    challenge = read_json(params.paths.challenge) or {}
     if challenge.get("version"):
         lines.append(f"- Model version: `{challenge['registered_model']}` v{challenge['version']}")
     lines.append(f"- Full drift report (HTML): `{params.report.assets_dir / DRIFT_HTML}` in the workflow artifacts")
