@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -78,3 +80,11 @@ def test_fresh_clone_with_empty_remote_reproduces_lock_bit_for_bit(reproduced, t
     assert {"prep", "train"} <= ran_stages(result.stdout)
     assert cloned.git("status", "--porcelain") == "", cloned.git("diff")
     assert cloned.lock() == reproduced.lock()
+
+
+def test_bytecode_caches_do_not_invalidate_stages(reproduced):
+    env_without_flag = {k: v for k, v in reproduced.env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "src"], cwd=reproduced.path, env=env_without_flag, check=True)
+    assert list((reproduced.path / "src").rglob("*.pyc")), "compileall wrote no bytecode"
+    status = reproduced.run("dvc", "status").stdout
+    assert "up to date" in status, status
