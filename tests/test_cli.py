@@ -258,3 +258,13 @@ def test_unknown_subcommand_is_a_usage_error(capsys):
         main(["retrain"])
     assert exited.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("as_of, message", [("2999-01-01", "is in the future"), ("soon", "not an ISO 8601 time")])
+def test_predict_as_of_is_checked_before_anything_runs(tmp_path, capsys, as_of, message):
+    params = write_params(tmp_path)
+    (tmp_path / "in.csv").write_text("customerID\nx\n")
+    code = main(["predict", "--params", params, "--input", "in.csv", "--output", "out.parquet", "--as-of", as_of])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out.parquet").exists()

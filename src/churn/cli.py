@@ -139,14 +139,36 @@ def _which(args, params) -> int:
 
 def _predict(args, params) -> int:
     from churn.deployment.batch import predict
+    from churn.timestamps import parse_timestamp
 
-    result = predict(params, args.input, args.output, alias=args.alias, version=args.version)
+    as_of = parse_timestamp(args.as_of, "--as-of") if args.as_of else None
+    result = predict(params, args.input, args.output, alias=args.alias, version=args.version, now=as_of)
     print(f"scored {result.scored_rows} rows with {result.model_uri} (v{result.model_version}) -> {result.output}")
     if result.log_file:
         print(f"inference log: {result.log_file}")
     if result.rejected_rows:
         print(
             f"rejected {result.rejected_rows} rows that break the data contract -> {result.rejected_path}",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
+def _label(args, params) -> int:
+    from churn.deployment.labels import label
+
+    result = label(params, args.input)
+    print(
+        f"labels in {args.input}: {result.rows} rows; attached {result.matched} to logged predictions, "
+        f"{result.unknown} unknown ids, {result.rejected} malformed, "
+        f"{result.superseded} superseded by a later label for the same id"
+    )
+    if result.labels_file:
+        print(f"inference log labels: {result.labels_file}")
+    if result.rejected_path:
+        print(
+            f"not attached: {result.rejected + result.unknown} rows with their reasons -> {result.rejected_path}",
             file=sys.stderr,
         )
         return 3
@@ -228,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     chosen = predict.add_mutually_exclusive_group()
     chosen.add_argument("--alias", help="registry alias (default: champion)")
     chosen.add_argument("--version", help="registry version number")
+    predict.add_argument(
+        "--as-of",
+        metavar="TIMESTAMP",
+        help="the time the batch stands for, ISO 8601 (no offset = UTC; default now; never in the future)",
+    )
+    label = command("label", "attach late labels (id, label, optional labelled_at) to the inference log", _label)
+    label.add_argument("--input", required=True, help="labels (.csv or .parquet): id and label columns, optional labelled_at")
     return parser
 
 

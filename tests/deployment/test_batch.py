@@ -352,6 +352,20 @@ def test_unreachable_tracking_server_raises_with_the_fix(store, batch_csv, tmp_p
     assert written(tmp_path) == []
 
 
+def test_as_of_stamps_the_batch_and_a_future_time_is_refused(store, batch_csv, tmp_path):
+    from datetime import timedelta
+
+    past = datetime(2025, 3, 4, 23, 59, tzinfo=timezone.utc)
+    result = run(store, batch_csv, now=past)
+    assert result.log_file.parent.name == "date=2025-03-04"
+    assert set(pd.read_parquet("scored.parquet")["scored_at"]) == {pd.Timestamp(past)}
+    Path("scored.parquet").unlink()
+    before = written(tmp_path)
+    with pytest.raises(ChurnError, match="is in the future"):
+        run(store, batch_csv, output="later.parquet", now=datetime.now(timezone.utc) + timedelta(hours=1))
+    assert written(tmp_path) == before
+
+
 def test_naive_now_is_refused(store, batch_csv, tmp_path):
     with pytest.raises(ChurnError, match="timezone-aware"):
         run(store, batch_csv, now=datetime(2026, 11, 26, 9, 30))

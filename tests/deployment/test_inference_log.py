@@ -241,8 +241,6 @@ def test_bad_labels_are_refused_and_nothing_is_written(tmp_path, dataset):
     label, id_column = dataset.label_column, dataset.id_column
     with pytest.raises(ChurnError, match="'Maybe'"):
         attach_labels(tmp_path, pd.DataFrame({id_column: ["a", "b"], label: ["Yes", "Maybe"]}), dataset=dataset)
-    with pytest.raises(ChurnError, match="more than once"):
-        attach_labels(tmp_path, pd.DataFrame({id_column: ["a", "a"], label: ["Yes", "No"]}), dataset=dataset)
     with pytest.raises(ChurnError, match=label):
         attach_labels(tmp_path, pd.DataFrame({id_column: ["a"]}), dataset=dataset)
     with pytest.raises(ChurnError, match="timezone-aware"):

@@ -22,6 +22,7 @@ from churn.deployment.pyfunc import ChurnModel
 from churn.deployment.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.io import write_csv, write_parquet
+from churn.timestamps import refuse_future
 
 DEFAULT_ALIAS = "champion"
 REJECTED_SUFFIX = ".rejected.csv"
@@ -147,7 +148,11 @@ def predict(
     log_root: str | Path | None = None,
     now: datetime | None = None,
 ) -> PredictResult:
-    """Score a file of raw records with a registered model; see the module docstring."""
+    """Score a file of raw records with a registered model; see the module docstring.
+
+    `now` stamps the batch (scored_at, and so the log's date partition): default the
+    clock; a past time replays or backfills a batch; a future time is refused.
+    """
     from churn.training.tracking import connect
 
     input_path, output_path = Path(input_path), Path(output_path)
@@ -159,6 +164,9 @@ def predict(
     if scored_at.tzinfo is None or scored_at.utcoffset() is None:
         raise ChurnError(f"now must be timezone-aware, got {scored_at!r}")
     scored_at = scored_at.astimezone(timezone.utc)
+    # `now` is the time the batch stands for (`churn predict --as-of`): a replay or backfill
+    # may be in the past, never in the future.
+    refuse_future(scored_at, "the batch's time (--as-of)")
     model_uri = resolve_model_uri(params, alias, version)
     log_root = Path(params.paths.inference_log if log_root is None else log_root)
 

@@ -237,9 +237,27 @@ def attach_labels(
     dataset: Dataset,
     labelled_at: datetime | None = None,
 ) -> int:
+    """Write labels (see `write_labels`); the number of rows written."""
+    return write_labels(root, labels, dataset=dataset, labelled_at=labelled_at)[0]
+
+
+def write_labels(
+    root: str | Path,
+    labels: pd.DataFrame,
+    *,
+    dataset: Dataset,
+    labelled_at: datetime | None = None,
+) -> tuple[int, Path | None]:
     """Write labels (id + label column, raw text) as one new file under `labels/`; rows written.
 
+    Each label's time is its `labelled_at` column when `labels` has one (timezone-aware, or
+    naive = UTC), else the `labelled_at` argument, else now. The same id twice in one call
+    keeps the label with the latest `labelled_at` (on a tie, the later row): the rows
+    written are then fewer than given, and the caller can count the difference. The file
+    goes to the date partition of the latest `labelled_at` it holds.
+
     Nothing already logged is changed: a later label for the same id simply wins when read.
+    Returns the rows written and the new file (None when there was nothing to write).
     """
     labelled_at = _utc(labelled_at or datetime.now(timezone.utc), "labelled_at")
     id_column, label_column = dataset.id_column, dataset.label_column
@@ -247,7 +265,7 @@ def attach_labels(
     if missing:
         raise ChurnError(f"labels lack columns {missing}: pass a frame with {id_column} and {label_column}")
     if len(labels) == 0:
-        return 0
+        return 0, None
     rows = labels[[id_column, label_column]].reset_index(drop=True)
     if rows[id_column].isna().any():
         raise ChurnError(f"{int(rows[id_column].isna().sum())} labels have no {id_column}: drop or fix them")
@@ -261,18 +279,41 @@ def attach_labels(
             f"{int(bad.sum())} labels are not {dataset.positive_label!r} or {dataset.negative_label!r} "
             f"(e.g. {examples[:200]}): fix them; nothing was written"
         )
-    duplicated = rows[id_column].duplicated(keep=False)
-    if duplicated.any():
-        ids = ", ".join(dict.fromkeys(rows.loc[duplicated, id_column]))
-        raise ChurnError(
-            f"labels name the same {id_column} more than once ({ids[:200]}): which one is right is "
-            "ambiguous; send one label per id (a later attach_labels call wins)"
-        )
     rows[label_column] = text.astype("string")
-    rows[LABELLED_AT] = pd.Series(pd.Timestamp(labelled_at), index=rows.index).astype(_TIMESTAMP)
-    target = _new_file(_partition_dir(Path(root) / LABELS_DIR, labelled_at), labelled_at)
+    if LABELLED_AT in labels.columns:
+        try:
+            times = pd.to_datetime(labels[LABELLED_AT].reset_index(drop=True), utc=True)
+        except (ValueError, TypeError) as exc:
+            raise ChurnError(f"labels have an unreadable {LABELLED_AT} ({exc}): nothing was written") from None
+        if times.isna().any():
+            raise ChurnError(f"{int(times.isna().sum())} labels have no {LABELLED_AT}: fill or drop them")
+        rows[LABELLED_AT] = times.astype(_TIMESTAMP)
+    else:
+        rows[LABELLED_AT] = pd.Series(pd.Timestamp(labelled_at), index=rows.index).astype(_TIMESTAMP)
+    # Future times are the caller's to refuse (`churn label` does), as for `append`.
+    latest_time = rows[LABELLED_AT].max().to_pydatetime()
+    # Latest wins within the call, as it does across calls when the labels are read.
+    rows = rows.sort_values(LABELLED_AT, kind="stable").drop_duplicates(id_column, keep="last")
+    rows = rows.sort_index().reset_index(drop=True)
+    target = _new_file(_partition_dir(Path(root) / LABELS_DIR, latest_time), latest_time)
     write_parquet(target, rows[[id_column, label_column, LABELLED_AT]])
-    return len(rows)
+    return len(rows), target
+
+
+def logged_ids(root: str | Path, *, dataset: Dataset) -> set[str]:
+    """Every id with a logged prediction (only the id column is read, so it stays cheap)."""
+    ids: set[str] = set()
+    for _day, directory in _partitions(Path(root), None, None):
+        for file in sorted(directory.glob("part-*.parquet")):
+            try:
+                column = pd.read_parquet(file, engine="pyarrow", columns=[dataset.id_column])
+            except Exception as exc:
+                raise ChurnError(
+                    f"cannot read {dataset.id_column} from inference log file {file}: "
+                    f"{exc.__class__.__name__}: {exc}"
+                ) from None
+            ids.update(column[dataset.id_column].astype(str))
+    return ids
 
 
 def read_labels(root: str | Path, *, dataset: Dataset, latest: bool = True) -> pd.DataFrame:
