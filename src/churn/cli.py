@@ -175,6 +175,29 @@ def _label(args, params) -> int:
     return 0
 
 
+def _refresh(args, params) -> int:
+    from churn.data.refresh import refresh
+    from churn.timestamps import parse_timestamp
+
+    as_of = parse_timestamp(args.as_of, "--as-of") if args.as_of else None
+    result = refresh(params, as_of)
+    counts = result.counts
+    print(
+        f"refreshed {result.raw}: {counts.total} rows = {counts.from_log} labelled predictions scored "
+        f"{result.window_start:%Y-%m-%d %H:%M} to {result.window_end:%Y-%m-%d %H:%M} UTC + "
+        f"{counts.from_current} rows of the previous snapshot"
+    )
+    print(
+        f"  not used: {counts.unlabelled} predictions without a label, {counts.outside_horizon} previous rows "
+        f"beyond the horizon, {counts.replaced} previous rows the log holds newer"
+    )
+    if counts.dropped_columns:
+        print(f"  columns outside the contract, dropped: {', '.join(counts.dropped_columns)}")
+    changed = "unchanged" if result.md5 == result.previous_md5 else f"was {result.previous_md5}"
+    print(f"tracked with DVC: md5 {result.md5} ({changed}); commit {result.dvc_file}, then `dvc repro`")
+    return 0
+
+
 def _report(args, params) -> int:
     from churn.reporting.report import build
 
@@ -257,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     label = command("label", "attach late labels (id, label, optional labelled_at) to the inference log", _label)
     label.add_argument("--input", required=True, help="labels (.csv or .parquet): id and label columns, optional labelled_at")
+    refresh = command(
+        "refresh", "build the next raw snapshot from labelled predictions in the inference log; dvc add it", _refresh
+    )
+    refresh.add_argument(
+        "--as-of", metavar="TIMESTAMP", help="end of the log window, ISO 8601 (no offset = UTC; default now)"
+    )
     return parser
 
 

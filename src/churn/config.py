@@ -195,6 +195,18 @@ class Evaluate(_Strict):
     drift: DriftSettings = DriftSettings()
 
 
+class Refresh(_Strict):
+    """`churn refresh`: the next raw snapshot from labelled predictions in the inference log."""
+
+    # Labelled predictions scored in the `window_days` before --as-of (default now) are used.
+    window_days: int = Field(90, gt=0)
+    # Rows of the current snapshot dated at most this many days before the window's start
+    # are kept beside them; 0 keeps none. See churn.data.refresh for how rows are dated.
+    horizon_days: int = Field(365, ge=0)
+    # Fewer labelled predictions than this in the window: refuse (a snapshot too small to train on).
+    min_labelled_rows: int = Field(1000, gt=0)
+
+
 class Params(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -210,6 +222,7 @@ class Params(_Strict):
     # "validate" is a BaseModel method name, so the section is read under an alias.
     validation: Validate = Field(Validate(), alias="validate")
     evaluate: Evaluate = Evaluate()
+    refresh: Refresh = Refresh()
 
 
 DEFAULT_PARAMS = Path("params.yaml")

@@ -2,6 +2,9 @@
 
 A simulated snapshot records the settings that made it in its .dvc file (`meta`), so a
 clone whose remote does not hold the file rebuilds it bit-for-bit and checks the md5.
+A refreshed snapshot (`churn refresh`, meta `source: churn refresh`) records where it came
+from, but the inference log it was built from is not part of the repository: it is only
+ever pulled, and a clone without the remote gets an error saying so.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from churn.errors import ChurnError
 from churn.io import md5_file, write_text
 
 SIMULATOR_SOURCE = "churn simulate"
+# Built from the inference log (churn.data.refresh): it can only be pulled, never recreated.
+REFRESH_SOURCE = "churn refresh"
 
 
 def dvc_file(raw: Path) -> Path:
@@ -92,6 +97,14 @@ def ensure_raw(params: Params) -> str:
     pulled = _dvc("pull", "--quiet", str(dvc_file(raw)))
     if pulled.returncode == 0 and raw.is_file() and md5_file(raw) == expected_md5:
         return "pulled from the DVC remote"
+    if meta.get("source") == REFRESH_SOURCE and meta.get("md5") == expected_md5:
+        window = meta.get("log_window") or {}
+        raise ChurnError(
+            f"{raw} (md5 {expected_md5}) was built by `churn refresh` from the inference log "
+            f"({window.get('start', '?')} to {window.get('end', '?')}) and is in no configured DVC remote; "
+            "it cannot be recreated from settings: configure the remote it was pushed to "
+            f"(DVC_REMOTE_URL in CI) and run `dvc pull`. ({pulled.stderr.strip()[:300]})"
+        )
     if meta.get("source") != SIMULATOR_SOURCE or meta.get("md5") != expected_md5:
         raise ChurnError(
             f"{raw} (md5 {expected_md5}) is in no configured DVC remote and was not made by the "
