@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -127,7 +128,7 @@ def check_round_trip(raw: pd.DataFrame, logged: pd.DataFrame, dataset: Dataset) 
             )
 
 
-def _current_rows(params: Params, meta: dict, window_start: datetime) -> tuple[pd.DataFrame, int, tuple[str, ...]]:
+def _current_rows(params: Params, meta: dict[str, Any], window_start: datetime) -> tuple[pd.DataFrame, int, tuple[str, ...]]:
     """(kept current rows as raw text, rows outside the horizon, dropped columns)."""
     dataset = params.dataset
     raw_path = params.paths.raw
@@ -154,7 +155,7 @@ def _current_rows(params: Params, meta: dict, window_start: datetime) -> tuple[p
 
 
 def build(params: Params, as_of: datetime, *, log_root: str | Path | None = None,
-          meta: dict | None = None) -> tuple[pd.DataFrame, RefreshCounts, datetime]:
+          meta: dict[str, Any] | None = None) -> tuple[pd.DataFrame, RefreshCounts, datetime]:
     """The new snapshot (raw text, contract-valid), its counts, and the window's start."""
     dataset, settings = params.dataset, params.refresh
     window_start = as_of - timedelta(days=settings.window_days)
