@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -111,6 +112,9 @@ def test_unusable_files_raise_and_attach_nothing(tmp_path, params, logged):
 
 
 def test_cli_reports_counts_and_exit_codes(tmp_path, logged, capsys, monkeypatch):
+    # main() sets the OpenMP/BLAS thread variables when absent; undo that after the test.
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(variable, os.environ.get(variable, "1"))
     root, ids = logged
     raw = yaml.safe_load(PARAMS_FILE.read_text())
     raw["paths"]["inference_log"] = str(root)
