@@ -24,13 +24,21 @@ test-fast: $(STAMP) ## unit tests only
 
 install: $(STAMP) ## only create/refresh .venv
 
+# The environment build says what it installs, one line per step (the tools stay --quiet),
+# and how long it took: the first build takes about a minute.
+$(STAMP): STARTED := $(shell date +%s)
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+	@echo "make: building $(VENV) from requirements.lock ($$(grep -c '^[A-Za-z0-9].*==' requirements.lock) pinned packages)"
+	@test -x $(BIN)/python || { echo "make:   creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "make:   installing uv (its hashed pin in requirements.lock)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
 		-r <(sed -n '/^uv==/,/^    #/p' requirements.lock)
-	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
-	touch $@
+	@echo "make:   syncing $(VENV) with requirements.lock (uv pip sync; about a minute the first time)"
+	@$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
+	@echo "make:   installing churn itself (editable)"
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	@touch $@
+	@echo "make: $(VENV) ready in $$(( $$(date +%s) - $(STARTED) )) s"
 
 lock: ## re-resolve requirements.lock after editing pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \

@@ -7,10 +7,10 @@ import json
 import logging
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 
+from churn import progress
 from churn.config import DEFAULT_PARAMS, load_params
 from churn.errors import ChurnError
 
@@ -25,7 +25,9 @@ def _simulate(args, params) -> int:
     drift = params.simulate.drift if args.period == "drifted" else None
     output = Path(args.output) if args.output else params.paths.raw
     meta = snapshot.simulated_meta(n, seed, drift)
-    snapshot.simulate_to(output, meta)
+    with progress.task(f"simulating {output}", total=n, unit="rows") as simulating:
+        snapshot.simulate_to(output, meta)
+        simulating.advance(n)
     print(f"wrote {n} simulated customers ({args.period} period) to {output}")
     if args.track:
         snapshot.track(output, meta)
@@ -36,7 +38,8 @@ def _simulate(args, params) -> int:
 def _ensure_data(args, params) -> int:
     from churn.data.snapshot import ensure_raw
 
-    how = ensure_raw(params)
+    with progress.phase(f"making {params.paths.raw} present"):
+        how = ensure_raw(params)
     print(f"raw data {params.paths.raw}: {how}")
     return 0
 
@@ -45,9 +48,8 @@ def _stage(module: str):
     def run(args, params) -> int:
         from importlib import import_module
 
-        started = time.perf_counter()
-        result = import_module(module).run(params)
-        log.info("%s done in %.1f s", module.split(".")[1], time.perf_counter() - started)
+        with progress.stage(module.split(".")[1]):  # `churn: training done in 59.5 s: ...`
+            result = import_module(module).run(params)
         if args.verbose:
             print(json.dumps(result, indent=2, default=str))
         return 0
@@ -60,7 +62,8 @@ def _drift_report(args, params) -> int:
 
     if args.if_stale and report_is_current(params):
         return 0
-    write_report(params)
+    with progress.phase("drift report (evidently)"):
+        write_report(params)
     print(f"wrote {params.paths.drift_report_html}")
     return 0
 
@@ -201,7 +204,8 @@ def _refresh(args, params) -> int:
 def _report(args, params) -> int:
     from churn.reporting.report import build
 
-    result = build(params, args.base)
+    with progress.phase(f"review report against {args.base}"):
+        result = build(params, args.base)
     print(f"wrote {result.markdown} ({len(result.images)} plots in {params.report.assets_dir}); gate {result.verdict}")
     return 0
 
@@ -225,6 +229,10 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
     default = (lambda value: value) if top_level else (lambda value: argparse.SUPPRESS)
     parser.add_argument("--params", default=default(str(DEFAULT_PARAMS)), help="params file (default: params.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="print the command's result")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default(False),
+        help="no progress bars or phase lines (errors and summaries still print); also CHURN_QUIET=1",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,7 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
+    progress.configure(quiet=args.quiet)
+    handler = progress.LogHandler()  # log lines appear above progress bars, not through them
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     for noisy in ("mlflow", "alembic", "urllib3", "evidently", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)

@@ -388,3 +388,16 @@ def test_in_process_pyfunc_accepts_what_the_server_accepts(store, batch_csv):
     out = model.predict(records)
     expected = expected_probabilities(store, "1", read_raw_csv(batch_csv).head(20))
     np.testing.assert_allclose(out["churn_probability"], expected[out["customerID"]], rtol=0, atol=1e-12)
+
+
+def test_predict_reports_rows_scored_of_total_and_rate(store, batch_csv, monkeypatch, capsys):
+    import re
+
+    from churn import progress
+
+    monkeypatch.setenv(progress.MODE_ENV, "plain")  # as in a CI log
+    monkeypatch.setattr(progress, "_mode", None)
+    run(store, batch_csv)
+    err = capsys.readouterr().err
+    assert re.search(r"^churn: reading .*customers\.csv: 300 rows in \d+\.\d s$", err, re.M), err
+    assert re.search(r"^churn: scoring: 300 of 300 rows in \d+\.\d s \([\d,]+ rows/s\)$", err, re.M), err

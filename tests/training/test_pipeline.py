@@ -98,3 +98,26 @@ def test_same_seed_same_model(params, dataset, training_data):
     first = build_pipeline(dataset, _train(params, "random_forest")).fit(X, y).predict_proba(X)
     second = build_pipeline(dataset, _train(params, "random_forest")).fit(X, y).predict_proba(X)
     np.testing.assert_array_equal(first, second)
+
+
+def test_iteration_probe_counts_boosting_iterations_without_changing_the_model(params, dataset, training_data):
+    from churn import progress
+    from churn.training.model_io import model_to_bytes
+    from churn.training.pipeline import iteration_probe
+
+    X, y = training_data
+    train = _train(params, "hist_gradient_boosting", max_iter=40, early_stopping=False)
+    watched = build_pipeline(dataset, train)
+    total, probe = iteration_probe(watched)
+    assert (total, probe()) == (40, None)  # not fitting yet: no count, and no failure
+    with progress.task("fitting", total=total) as fitting, progress.watch(fitting, probe, every=0.01):
+        watched.fit(X, y)
+    assert fitting.completed == watched.named_steps["classifier"].n_iter_ == 40
+    assert model_to_bytes(watched) == model_to_bytes(build_pipeline(dataset, train).fit(X, y))
+
+
+def test_iteration_probe_is_a_spinner_for_other_families(params, dataset):
+    from churn.training.pipeline import iteration_probe
+
+    total, probe = iteration_probe(build_pipeline(dataset, _train(params, "random_forest")))
+    assert total is None and probe() is None

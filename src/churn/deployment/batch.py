@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from churn import progress
 from churn.config import Params
 from churn.deployment import inference_log
 from churn.deployment.pyfunc import ChurnModel
@@ -171,11 +172,16 @@ def predict(
     log_root = Path(params.paths.inference_log if log_root is None else log_root)
 
     # Everything that can fail for the table as a whole fails here, before any write.
-    records = read_records(input_path)
-    connect(params)
-    scorer, model_version = load_scorer(model_uri)
+    with progress.phase(f"reading {input_path}") as step:
+        records = read_records(input_path)
+        step.done(f"{len(records):,} rows")
+    with progress.phase(f"loading {model_uri}"):
+        connect(params)
+        scorer, model_version = load_scorer(model_uri)
     dataset = scorer.dataset  # the contract the model was trained with
-    batch = scorer.score(records, source=str(input_path))
+    with progress.task("scoring", total=len(records), unit="rows") as scoring:
+        batch = scorer.score(records, source=str(input_path))
+        scoring.advance(len(records))
     scored, rejected = batch.scored, batch.rejected
     if len(scored) + len(rejected) != len(records):
         raise ChurnError(

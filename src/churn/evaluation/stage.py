@@ -6,6 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from churn import progress
 from churn.config import Params
 from churn.evaluation import plots
 from churn.evaluation.metrics import classification_metrics
@@ -17,12 +18,15 @@ from churn.training.stage import read_split
 
 def run(params: Params) -> dict:
     paths, dataset, settings = params.paths, params.dataset, params.evaluate
-    model = load_model(paths.model)
-    train = read_split(paths.train_set, dataset)
-    test = read_split(paths.test_set, dataset)
+    with progress.phase("reading the model, train and test sets") as step:
+        model = load_model(paths.model)
+        train, test = read_split(paths.train_set, dataset), read_split(paths.test_set, dataset)
+        step.done(f"{len(train):,} + {len(test):,} rows")
     features, label = dataset.feature_columns, dataset.label_column
     y_true = test[label].to_numpy()
-    proba = model.predict_proba(test[features])[:, 1]
+    with progress.task("scoring test", total=len(test), unit="rows") as scoring:
+        proba = model.predict_proba(test[features])[:, 1]
+        scoring.advance(len(test))
     threshold = params.train.decision_threshold
 
     metrics = classification_metrics(y_true, proba, threshold)
@@ -40,13 +44,17 @@ def run(params: Params) -> dict:
             seed=params.train.seed,
         ),
     }
-    drift = drift_summary(train, test, drift_share=settings.drift.drift_share, **_drift_args(params))
+    with progress.phase("drift summary (evidently)"):
+        drift = drift_summary(train, test, drift_share=settings.drift.drift_share, **_drift_args(params))
 
     write_json(paths.test_metrics, metrics)
     for name, table in tables.items():
         write_csv(paths.plots_dir / plots.PLOT_FILES[name], table)
     write_json(paths.drift_metrics, drift)
-    _write_html(params, train, test)
+    with progress.phase(f"writing {paths.drift_report_html}"):
+        _write_html(params, train, test)
+    drifted = f"; {drift['columns_drifted']} of {drift['columns_total']} columns drifted" if "columns_total" in drift else ""
+    progress.did(f"test roc_auc {metrics['roc_auc']:.4f} on {len(test):,} rows{drifted}")
     return {"metrics": metrics, "drift": drift}
 
 

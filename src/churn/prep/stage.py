@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from churn import progress
 from churn.config import Params
 from churn.errors import ChurnError
 from churn.features.store import (
@@ -25,7 +26,9 @@ def run(params: Params) -> dict:
     paths, dataset = params.paths, params.dataset
     # Everything is computed and checked before the first write: a failure leaves no
     # partial outputs behind.
-    typed = validate_raw(read_raw_csv(paths.raw), dataset, source=str(paths.raw))
+    with progress.phase(f"reading and checking {paths.raw}") as step:
+        typed = validate_raw(read_raw_csv(paths.raw), dataset, source=str(paths.raw))
+        step.done(f"{len(typed):,} rows")
     features = clean_features(typed, dataset)
     labels = encode_labels(typed, dataset)
 
@@ -73,4 +76,5 @@ def run(params: Params) -> dict:
     write_parquet(paths.validation_set, sets["validation"])
     write_parquet(paths.test_set, sets["test"])
     write_json(paths.prep_report, report)
+    progress.did(f"{len(typed):,} raw rows -> " + ", ".join(f"{n} {len(f):,}" for n, f in sets.items()))
     return report

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from churn import progress
 from churn.errors import ChurnError
 
 
@@ -152,7 +153,8 @@ class BaseFiles:
         errors: list[str] = []
         if dvc_read(probe, base, errors) is None:
             why = errors[0] if errors else "unknown"
-            self.rebuilt, problem = rebuild_base_prep(base, rebuild_paths)
+            with progress.phase(f"rebuilding the prep outputs of {base} in a temporary worktree"):
+                self.rebuilt, problem = rebuild_base_prep(base, rebuild_paths)
             if problem is None and probe in self.rebuilt:
                 self.note = (
                     f"The base's data could not be read from a DVC cache or remote ({why}), so it was "

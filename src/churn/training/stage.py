@@ -6,12 +6,13 @@ import hashlib
 
 import pandas as pd
 
+from churn import progress
 from churn.config import Params
 from churn.errors import ChurnError
 from churn.evaluation.metrics import classification_metrics
 from churn.io import md5_file, write_bytes
 from churn.training.model_io import model_to_bytes
-from churn.training.pipeline import build_pipeline
+from churn.training.pipeline import build_pipeline, iteration_probe
 
 INPUT_EXAMPLE_ROWS = 5
 
@@ -39,37 +40,47 @@ def run(params: Params) -> dict:
     from churn.training import tracking
 
     paths, dataset = params.paths, params.dataset
-    train = read_split(paths.train_set, dataset)
-    validation = read_split(paths.validation_set, dataset)
+    with progress.phase("reading the train and validation sets") as step:
+        train, validation = read_split(paths.train_set, dataset), read_split(paths.validation_set, dataset)
+        step.done(f"{len(train):,} + {len(validation):,} rows")
     features, label = dataset.feature_columns, dataset.label_column
 
+    model = build_pipeline(dataset, params.train)
+    total, probe = iteration_probe(model)
     try:
-        model = build_pipeline(dataset, params.train).fit(train[features], train[label])
+        with progress.task(f"fitting {params.train.family} on {len(train):,} rows", total=total,
+                           unit="iterations" if total else "") as fitting, progress.watch(fitting, probe):
+            model.fit(train[features], train[label])
     except ValueError as exc:  # scikit-learn validates hyperparameters only when fitting
         raise ChurnError(f"train.hyperparameters.{params.train.family} is invalid: {exc}") from None
     threshold = params.train.decision_threshold
     metrics = {}
-    for name, frame in (("train", train), ("validation", validation)):
-        scores = classification_metrics(frame[label], model.predict_proba(frame[features])[:, 1], threshold)
-        metrics.update({f"{name}_{key}": value for key, value in scores.items()})
+    with progress.task("scoring train and validation", total=len(train) + len(validation), unit="rows") as scoring:
+        for name, frame in (("train", train), ("validation", validation)):
+            scores = classification_metrics(frame[label], model.predict_proba(frame[features])[:, 1], threshold)
+            metrics.update({f"{name}_{key}": value for key, value in scores.items()})
+            scoring.advance(len(frame))
 
     model_bytes = model_to_bytes(model)
     model_md5 = hashlib.md5(model_bytes).hexdigest()
-    run_id = tracking.log_training_run(
-        params,
-        model_bytes=model_bytes,
-        input_example=raw_example(paths.raw, dataset),
-        metrics=metrics,
-        datasets=[
-            tracking.LoggedDataset("train", train, str(paths.train_set), md5_file(paths.train_set), "training"),
-            tracking.LoggedDataset(
-                "validation", validation, str(paths.validation_set), md5_file(paths.validation_set), "validation"
-            ),
-        ],
-        model_md5=model_md5,
-        raw_md5=md5_file(paths.raw),
-    )
+    with progress.phase("logging the MLflow run"):
+        run_id = tracking.log_training_run(
+            params,
+            model_bytes=model_bytes,
+            input_example=raw_example(paths.raw, dataset),
+            metrics=metrics,
+            datasets=[
+                tracking.LoggedDataset("train", train, str(paths.train_set), md5_file(paths.train_set), "training"),
+                tracking.LoggedDataset(
+                    "validation", validation, str(paths.validation_set), md5_file(paths.validation_set), "validation"
+                ),
+            ],
+            model_md5=model_md5,
+            raw_md5=md5_file(paths.raw),
+        )
     # Written last: if tracking fails the stage fails with no model, so every model file
     # that DVC caches has its MLflow run.
     write_bytes(paths.model, model_bytes)
+    progress.did(f"{params.train.family} on {len(train):,} rows, validation roc_auc "
+                 f"{metrics.get('validation_roc_auc', float('nan')):.4f}, MLflow run {run_id}")
     return {"run_id": run_id, "model_md5": model_md5, **metrics}

@@ -10,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from churn import progress
 from churn.config import Params
 from churn.evaluation.metrics import classification_metrics
 from churn.io import md5_file, write_json
@@ -20,10 +21,13 @@ from churn.validation.gates import data_checks, model_checks, verdict
 
 def run(params: Params) -> dict:
     paths, dataset = params.paths, params.dataset
-    model = load_model(paths.model)
-    train = read_split(paths.train_set, dataset)
-    validation = read_split(paths.validation_set, dataset)
-    proba = model.predict_proba(validation[dataset.feature_columns])[:, 1]
+    with progress.phase("reading the model, train and validation sets") as step:
+        model = load_model(paths.model)
+        train, validation = read_split(paths.train_set, dataset), read_split(paths.validation_set, dataset)
+        step.done(f"{len(train):,} + {len(validation):,} rows")
+    with progress.task("scoring validation", total=len(validation), unit="rows") as scoring:
+        proba = model.predict_proba(validation[dataset.feature_columns])[:, 1]
+        scoring.advance(len(validation))
     metrics = classification_metrics(validation[dataset.label_column], proba, params.train.decision_threshold)
     checks = model_checks(metrics, params.validation.gates) + data_checks(
         train, validation, dataset, params.validation.data_checks
@@ -36,6 +40,7 @@ def run(params: Params) -> dict:
         "validation_metrics": metrics,
     }
     write_json(paths.verdict, result)
+    progress.did(f"gate {result['verdict']} ({sum(c.passed for c in checks)} of {len(checks)} checks passed)")
     return result
 
 
