@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:  # rich is imported only when a bar is drawn
     from rich.progress import Progress, Task, TaskID
@@ -76,7 +76,7 @@ def detect_mode() -> Mode:
     """The mode the environment asks for (see the module docstring)."""
     forced = os.environ.get(MODE_ENV, "").strip().lower()
     if forced in ("live", "plain", "quiet"):
-        return forced  # type: ignore[return-value]
+        return cast(Mode, forced)
     if _flag(QUIET_ENV):
         return "quiet"
     stream = sys.stderr
@@ -362,7 +362,7 @@ def _new_bars() -> Progress:
     console = Console(file=sys.stderr, force_terminal=True, highlight=False)
     return Progress(
         SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),  # paths may hold [ ]
         BarColumn(),
         Counts(),
         Times(),
