@@ -41,7 +41,7 @@ NO_PHONE_ID = "7590-VHVEG"
 
 
 def read_raw_text(text: str) -> pd.DataFrame:
-    """Parse CSV text exactly as churn.prep.contract.read_raw_csv does."""
+    """Parse CSV text exactly as churn.core.contract.read_raw_csv does."""
     return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
 
 

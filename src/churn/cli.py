@@ -1,20 +1,19 @@
-"""`churn`: the one command-line entry point; every DVC stage calls a subcommand of it."""
+"""`churn`: the one command-line entry point.
+
+`churn prep|train|validate|evaluate` run the same code as the DVC stages, which call
+`python -m churn.<phase>` so that a stage does not load (and depend on) this module.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import os
 import sys
-import warnings
 from pathlib import Path
 
 from churn import progress
 from churn.config import DEFAULT_PARAMS, load_params
 from churn.errors import ChurnError
-
-log = logging.getLogger("churn")
+from churn.entry import configure_process, guarded, limit_native_threads, run_stage
 
 
 def _simulate(args, params) -> int:
@@ -46,13 +45,7 @@ def _ensure_data(args, params) -> int:
 
 def _stage(module: str):
     def run(args, params) -> int:
-        from importlib import import_module
-
-        with progress.stage(module.split(".")[1]):  # `churn: training done in 59.5 s: ...`
-            result = import_module(module).run(params)
-        if args.verbose:
-            print(json.dumps(result, indent=2, default=str))
-        return 0
+        return run_stage(module, args.params, args.verbose)
 
     return run
 
@@ -69,7 +62,7 @@ def _drift_report(args, params) -> int:
 
 
 def _gate(args, params) -> int:
-    from churn.validation.stage import read_verdict
+    from churn.core.verdict import read_verdict
 
     passed, reasons = read_verdict(params.paths.verdict, params.paths.model, params)
     if passed:
@@ -217,12 +210,6 @@ def _summary(args, params) -> int:
     return 0
 
 
-def _limit_native_threads(threads: int) -> None:
-    # Read by OpenMP and BLAS when they load, which happens later, inside the handlers.
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, str(threads))
-
-
 def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
     # Accepted before or after the subcommand; the subcommand's copy must not reset a
     # value given before it, hence SUPPRESS there.
@@ -299,25 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    progress.configure(quiet=args.quiet)
-    handler = progress.LogHandler()  # log lines appear above progress bars, not through them
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
-    for noisy in ("mlflow", "alembic", "urllib3", "evidently", "git"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.")
-    try:
+    configure_process(quiet=args.quiet)
+
+    def handle() -> int:
         params = load_params(args.params)
-        _limit_native_threads(params.runtime.threads)
-        return args.handler(args, params)
-    except ChurnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a file or device problem the message already names
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        limit_native_threads(params.runtime.threads)
+        return int(args.handler(args, params))
+
+    return guarded(handle)
 
 
 if __name__ == "__main__":

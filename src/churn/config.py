@@ -105,7 +105,6 @@ class Split(_Strict):
 
 class Prep(_Strict):
     feature_table_name: str = "customer_features"
-    max_missing_feature_share: float = Field(0.01, ge=0, le=1)
     split: Split = Split()
 
 

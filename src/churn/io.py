@@ -71,3 +71,8 @@ def md5_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def content_md5(value: Any) -> str:
+    """A stable digest of JSON-able content (sorted keys): the key of params, verdicts, reports."""
+    return hashlib.md5(json.dumps(value, sort_keys=True).encode()).hexdigest()

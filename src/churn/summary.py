@@ -11,7 +11,7 @@ KEY_METRICS = ("roc_auc", "pr_auc", "f1", "recall", "precision", "log_loss")
 
 
 def mlflow_run_line(params: Params) -> str:
-    from churn.training import tracking
+    from churn.core import tracking
 
     try:
         run = tracking.find_run_for_model(params, md5_file(params.paths.model))
@@ -26,13 +26,13 @@ def mlflow_run_line(params: Params) -> str:
 
 
 def _tracking_uri(params: Params) -> str:
-    from churn.training.tracking import tracking_uri
+    from churn.core.tracking import tracking_uri
 
     return tracking_uri(params)
 
 
 def render(params: Params) -> str:
-    from churn.validation.stage import read_verdict
+    from churn.core.verdict import read_verdict
 
     paths = params.paths
     lines = ["", "== churn pipeline summary =="]

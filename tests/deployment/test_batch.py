@@ -17,14 +17,15 @@ from churn.config import Params, load_params, parse_params
 from churn.data.simulate import simulate, write_snapshot
 from churn.deployment import batch
 from churn.deployment.inference_log import read_log
-from churn.deployment.pyfunc import ChurnModel, log_churn_model
+from churn.servable.pyfunc import ChurnModel, log_churn_model
 from churn.errors import ChurnError
 from churn.io import write_csv
-from churn.prep.clean import clean_features, encode_labels
-from churn.prep.contract import REASONS_COLUMN, read_raw_csv, validate_raw
-from churn.training.model_io import model_to_bytes
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import REASONS_COLUMN, read_raw_csv, validate_raw
+from churn.core.model_file import model_to_bytes
 from churn.training.pipeline import build_pipeline
-from churn.training.tracking import SERVING_PACKAGES
+from churn.servable.runs import SERVING_PACKAGES
+from tests.helpers import free_port
 from tests.conftest import PARAMS_FILE
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
@@ -337,12 +338,6 @@ def test_unregistered_model_name_raises_with_the_fix(store, batch_csv, tmp_path)
     with pytest.raises(ChurnError, match="models:/no-such-model@champion.*churn promote"):
         batch.predict(parse_params(raw), batch_csv, "scored.parquet", log_root="log", now=NOW)
     assert written(tmp_path) == []
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_unreachable_tracking_server_raises_with_the_fix(store, batch_csv, tmp_path, monkeypatch):

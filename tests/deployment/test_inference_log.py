@@ -13,10 +13,10 @@ import pytest
 from churn.data.simulate import simulate
 from churn.deployment import inference_log
 from churn.deployment.inference_log import append, attach_labels, read_labels, read_log
-from churn.deployment.scoring import PREDICTION, PROBABILITY, score_records
+from churn.servable.scoring import PREDICTION, PROBABILITY, score_records
 from churn.errors import ChurnError
-from churn.prep.clean import clean_features, encode_labels
-from churn.prep.contract import validate_raw
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import validate_raw
 from churn.training.pipeline import build_pipeline
 
 T0 = datetime(2026, 11, 26, 10, 15, 2, 123456, tzinfo=timezone.utc)

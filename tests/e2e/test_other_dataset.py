@@ -19,9 +19,9 @@ from churn.evaluation import stage as evaluate_stage
 from churn.io import md5_file
 from churn.prep import stage as prep_stage
 from churn.training import stage as train_stage
-from churn.training import tracking
+from churn.core import tracking
 from churn.validation import stage as validate_stage
-from churn.validation.stage import read_verdict
+from churn.core.verdict import read_verdict
 from tests.conftest import PARAMS_FILE
 
 pytestmark = pytest.mark.e2e

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
+
+from churn.entry import RECORD_MODULES_ENV
 
 from tests.e2e.conftest import clone_without_remote, ran_stages
 
@@ -88,3 +92,42 @@ def test_bytecode_caches_do_not_invalidate_stages(reproduced):
     assert list((reproduced.path / "src").rglob("*.pyc")), "compileall wrote no bytecode"
     status = reproduced.run("dvc", "status").stdout
     assert "up to date" in status, status
+
+
+def _declared_code_deps(project, stage: dict) -> list[Path]:
+    paths = project.params()["paths"]
+    resolved = []
+    for dep in stage["deps"]:
+        for name, value in paths.items():
+            dep = dep.replace("${paths.%s}" % name, str(value))
+        if dep.startswith("src/"):
+            resolved.append((project.path / dep).resolve())
+    return resolved
+
+
+def test_each_stage_depends_on_every_project_file_it_loads(reproduced, tmp_path):
+    """Run every stage's command as dvc.yaml writes it and record the project modules it
+    loaded, lazy imports included: each must sit under one of the stage's deps, or an edit
+    to it would change the stage's outputs without `dvc repro` noticing."""
+    stages = yaml.safe_load((reproduced.path / "dvc.yaml").read_text())["stages"]
+    src = (reproduced.path / "src").resolve()
+    for name, stage in stages.items():
+        record = tmp_path / f"{name}.modules"
+        env = {**reproduced.env, "PYTHONPATH": str(src), RECORD_MODULES_ENV: str(record)}
+        result = subprocess.run(
+            stage["cmd"].split(), cwd=reproduced.path, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stderr
+        loaded = [Path(line) for line in record.read_text().splitlines() if line]
+        assert loaded, f"{name} recorded no modules"
+        outside = [str(path) for path in loaded if not path.is_relative_to(src)]
+        assert not outside, f"{name} ran project code from outside the project: {outside}"
+        deps = _declared_code_deps(reproduced, stage)
+        undeclared = [
+            str(path.relative_to(reproduced.path))
+            for path in loaded
+            if not any(path == dep or path.is_relative_to(dep) for dep in deps)
+        ]
+        assert not undeclared, f"stage {name} loads files dvc.yaml does not list as its deps: {undeclared}"
+    # Rerunning the commands rewrote identical outputs: nothing for DVC to rerun.
+    assert ran_stages(reproduced.repro().stdout) == set()

@@ -13,11 +13,10 @@ from churn.features.store import (
     FeatureLookup,
     build_feature_table,
     create_training_set,
-    read_feature_table,
     write_feature_table,
 )
-from churn.prep.clean import clean_features, encode_labels
-from churn.prep.contract import validate_raw
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import validate_raw
 
 
 @pytest.fixture
@@ -69,14 +68,6 @@ def test_write_writes_data_and_metadata_json(tmp_path, table, dataset):
     pd.testing.assert_frame_equal(pd.read_parquet(table_path), table.data)
 
 
-def test_write_read_round_trip(tmp_path, table):
-    table_path, meta_path = tmp_path / "f.parquet", tmp_path / "f.meta.json"
-    write_feature_table(table, table_path, meta_path)
-    back = read_feature_table(table_path, meta_path)
-    assert back.metadata == table.metadata
-    pd.testing.assert_frame_equal(back.data, table.data)
-
-
 @pytest.fixture
 def timestamped():
     return pd.DataFrame({
@@ -95,41 +86,6 @@ def test_write_with_timestamp_key(tmp_path, timestamped):
     assert meta["rows"] == 3
     assert table.feature_names == ["x"]
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), timestamped)
-
-
-def test_round_trip_with_timestamp_key(tmp_path, timestamped):
-    table = build_feature_table(timestamped, name="t", primary_keys=["id"], timestamp_key="as_of", description="d")
-    write_feature_table(table, tmp_path / "t.parquet", tmp_path / "t.json")
-    back = read_feature_table(tmp_path / "t.parquet", tmp_path / "t.json")
-    assert back.metadata == table.metadata
-    assert back.feature_names == ["x"]
-    pd.testing.assert_frame_equal(back.data, timestamped)
-
-
-def test_round_trip_of_alphabetical_columns(tmp_path):
-    # Control for the bug above: the reader itself works when the order happens to agree.
-    df = pd.DataFrame({"a_id": ["p", "q"], "b": [1.0, 2.0], "c": ["x", "y"]})
-    table = build_feature_table(df, name="t", primary_keys=["a_id"])
-    write_feature_table(table, tmp_path / "t.parquet", tmp_path / "t.json")
-    back = read_feature_table(tmp_path / "t.parquet", tmp_path / "t.json")
-    assert back.metadata == table.metadata
-    pd.testing.assert_frame_equal(back.data, df)
-
-
-def test_read_missing_files(tmp_path, table):
-    write_feature_table(table, tmp_path / "t.parquet", tmp_path / "t.json")
-    with pytest.raises(ChurnError, match="not found"):
-        read_feature_table(tmp_path / "absent.parquet", tmp_path / "t.json")
-    with pytest.raises(ChurnError, match="not found"):
-        read_feature_table(tmp_path / "t.parquet", tmp_path / "absent.json")
-
-
-def test_read_mismatched_metadata(tmp_path, table, features, dataset):
-    write_feature_table(table, tmp_path / "t.parquet", tmp_path / "t.json")
-    other = build_feature_table(features.drop(columns=["tenure"]), name="x", primary_keys=[dataset.id_column])
-    write_feature_table(other, tmp_path / "t.parquet", tmp_path / "other.json")
-    with pytest.raises(ChurnError, match="does not match"):
-        read_feature_table(tmp_path / "t.parquet", tmp_path / "t.json")
 
 
 def test_duplicate_primary_key(features, dataset):
@@ -166,7 +122,7 @@ def test_training_set_joins_features_and_keeps_label(table, labels, features, da
     assert len(ts.df) == len(labels)
     assert set(ts.df.columns) == {dataset.id_column, dataset.label_column, *dataset.feature_columns}
     expected = labels.merge(features, on=dataset.id_column)
-    pd.testing.assert_frame_equal(ts.load_df()[expected.columns], expected)
+    pd.testing.assert_frame_equal(ts.df[expected.columns], expected)
 
 
 def test_keys_without_features_are_reported_not_dropped(table, labels, dataset):

@@ -20,19 +20,14 @@ from churn.evaluation import stage as evaluate_stage
 from churn.io import md5_file
 from churn.prep import stage as prep_stage
 from churn.training import stage as train_stage
-from churn.training import tracking
-from churn.training.model_io import load_model
+from churn.core import tracking
+from churn.core.model_file import load_model
 from churn.validation import stage as validate_stage
-from churn.validation.stage import read_verdict
+from churn.core.verdict import read_verdict
+from tests.helpers import free_port
 from tests.conftest import PARAMS_FILE, REPO_ROOT
 
 METRIC_NAMES = {"roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss", "brier"}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def project_params(root, **train_update):

@@ -17,6 +17,7 @@ import yaml
 from churn.config import DriftScenario, Params
 from churn.errors import ChurnError
 from churn.io import md5_file, write_text
+from churn.tools import run_tool
 
 SIMULATOR_SOURCE = "churn simulate"
 # Built from the inference log (churn.data.refresh): it can only be pulled, never recreated.
@@ -28,10 +29,9 @@ def dvc_file(raw: Path) -> Path:
 
 
 def _dvc(*args: str) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(["dvc", *args], capture_output=True, text=True, timeout=600)
-    except FileNotFoundError:
-        raise ChurnError("`dvc` is not on PATH: run `make run`, or activate .venv first.") from None
+    result = run_tool(["dvc", *args])
+    assert result is not None  # run_tool returns None only with missing_ok
+    return result
 
 
 def simulated_meta(n_customers: int, seed: int, drift: DriftScenario | None) -> dict:

@@ -19,8 +19,8 @@ import pandas as pd
 from churn import progress
 from churn.config import Params
 from churn.deployment import inference_log
-from churn.deployment.pyfunc import ChurnModel
-from churn.deployment.scoring import PREDICTION, PROBABILITY
+from churn.servable.pyfunc import ChurnModel
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.io import write_csv, write_parquet
 from churn.timestamps import refuse_future
@@ -48,7 +48,7 @@ class PredictResult:
 
 def read_records(path: str | Path) -> pd.DataFrame:
     """Records to score from a .csv (read as text: types are the contract's job) or .parquet."""
-    from churn.prep.contract import read_raw_csv
+    from churn.core.contract import read_raw_csv
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -154,17 +154,14 @@ def predict(
     `now` stamps the batch (scored_at, and so the log's date partition): default the
     clock; a past time replays or backfills a batch; a future time is refused.
     """
-    from churn.training.tracking import connect
+    from churn.core.tracking import connect
 
     input_path, output_path = Path(input_path), Path(output_path)
     if output_path.suffix.lower() != ".parquet":
         raise ChurnError(f"output {output_path} must be a .parquet file")
     if output_path.resolve() == input_path.resolve():
         raise ChurnError(f"output {output_path} would overwrite the input: choose another path")
-    scored_at = datetime.now(timezone.utc) if now is None else now
-    if scored_at.tzinfo is None or scored_at.utcoffset() is None:
-        raise ChurnError(f"now must be timezone-aware, got {scored_at!r}")
-    scored_at = scored_at.astimezone(timezone.utc)
+    scored_at = inference_log.as_utc(datetime.now(timezone.utc) if now is None else now, "now")
     # `now` is the time the batch stands for (`churn predict --as-of`): a replay or backfill
     # may be in the past, never in the future.
     refuse_future(scored_at, "the batch's time (--as-of)")
@@ -186,7 +183,7 @@ def predict(
     if len(scored) + len(rejected) != len(records):
         raise ChurnError(
             f"scoring accounted for {len(scored) + len(rejected)} of {len(records)} rows of "
-            f"{input_path}: nothing was written (a bug in churn.deployment.scoring)"
+            f"{input_path}: nothing was written (a bug in churn.servable.scoring)"
         )
 
     output = scored[dataset.key_columns].reset_index(drop=True).copy()

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from churn import progress
 from churn.config import Params
 from churn.evaluation import plots
-from churn.evaluation.metrics import classification_metrics
-from churn.io import md5_file, write_csv, write_json, write_text
+from churn.core.metrics import classification_metrics
+from churn.io import content_md5, md5_file, write_csv, write_json, write_text
 from churn.monitoring.drift import drift_summary, write_drift_html
-from churn.training.model_io import load_model
-from churn.training.stage import read_split
+from churn.core.model_file import load_model
+from churn.core.splits import read_split
 
 
 def run(params: Params) -> dict:
@@ -71,7 +69,7 @@ def html_key(params: Params) -> str:
     """What the HTML report was made from: the two data files and the drift settings."""
     paths = params.paths
     made_from = {"train": md5_file(paths.train_set), "test": md5_file(paths.test_set), **_drift_args(params)}
-    return hashlib.md5(json.dumps(made_from, sort_keys=True).encode()).hexdigest()
+    return content_md5(made_from)
 
 
 def _key_file(params: Params) -> Path:

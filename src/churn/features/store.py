@@ -7,7 +7,6 @@ the pipeline. Tables are Parquet files with a JSON sidecar holding their metadat
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -75,20 +74,6 @@ def write_feature_table(table: FeatureTable, table_path: str | Path, metadata_pa
     write_json(metadata_path, asdict(table.metadata))
 
 
-def read_feature_table(table_path: str | Path, metadata_path: str | Path) -> FeatureTable:
-    for path in (table_path, metadata_path):
-        if not Path(path).is_file():
-            raise ChurnError(f"feature table file {path} not found: run `dvc repro prep`.")
-    metadata = FeatureTableMetadata(**json.loads(Path(metadata_path).read_text()))
-    data = pd.read_parquet(table_path)
-    if sorted(data.columns) != sorted(metadata.schema):
-        raise ChurnError(
-            f"feature table {table_path} does not match its metadata {metadata_path}: "
-            "rerun `dvc repro prep`."
-        )
-    return FeatureTable(metadata, data)
-
-
 @dataclass(frozen=True)
 class FeatureLookup:
     """Join `feature_names` (all by default) from `table` on `lookup_key`.
@@ -114,9 +99,6 @@ class TrainingSet:
     @property
     def missing_count(self) -> int:
         return len(self.missing)
-
-    def load_df(self) -> pd.DataFrame:
-        return self.df
 
 
 def create_training_set(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 from churn import progress
 from churn.config import Params
-from churn.errors import ChurnError
 from churn.features.store import (
     FeatureLookup,
     build_feature_table,
@@ -14,12 +11,10 @@ from churn.features.store import (
     write_feature_table,
 )
 from churn.io import write_json, write_parquet
-from churn.prep.clean import clean_features, encode_labels
-from churn.prep.contract import read_raw_csv, validate_raw
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import read_raw_csv, validate_raw
 from churn.prep.split import split_dataset
 
-log = logging.getLogger(__name__)
-MISSING_EXAMPLES = 10
 
 
 def run(params: Params) -> dict:
@@ -39,6 +34,9 @@ def run(params: Params) -> dict:
         timestamp_key=dataset.timestamp_column,
         description=dataset.description,
     )
+    # Features and labels come from the same rows, so every label finds its features; the
+    # lookup carries real behaviour when `dataset.timestamp_column` is set: each row gets
+    # the feature values as of its own time (point-in-time correct, tests/features).
     training_set = create_training_set(
         labels,
         [
@@ -50,22 +48,11 @@ def run(params: Params) -> dict:
         ],
         label=dataset.label_column,
     )
-    missing_share = training_set.missing_count / max(len(labels), 1)
-    if missing_share > params.prep.max_missing_feature_share:
-        raise ChurnError(
-            f"{training_set.missing_count} of {len(labels)} labelled keys have no features "
-            f"({missing_share:.1%} > prep.max_missing_feature_share): check the feature table keys."
-        )
-    if training_set.missing_count:
-        log.warning("%d labelled keys have no features and were left out", training_set.missing_count)
-
-    sets = split_dataset(training_set.load_df(), dataset.label_column, params.prep.split)
+    sets = split_dataset(training_set.df, dataset.label_column, params.prep.split)
     report = {
         "raw_rows": len(typed),
         "feature_rows": len(features),
         "label_rows": len(labels),
-        "missing_feature_keys": training_set.missing_count,
-        "missing_feature_examples": training_set.missing[dataset.id_column].head(MISSING_EXAMPLES).astype(str).tolist(),
         "training_rows": len(training_set.df),
         "positive_rate": round(float(training_set.df[dataset.label_column].mean()), 6),
         "split_rows": {name: len(frame) for name, frame in sets.items()},

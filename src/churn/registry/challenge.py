@@ -16,9 +16,9 @@ from churn.registry import versions
 from churn.registry.checkout import ensure_workspace_model, read_checkout_model
 from churn.registry.comparison import Comparison, compare_with_champion
 from churn.registry.lock import registry_lock
-from churn.training import tracking
-from churn.training.stage import read_split
-from churn.validation.stage import read_verdict
+from churn.core import tracking
+from churn.core.splits import read_split
+from churn.core.verdict import read_verdict
 
 
 def challenge(params: Params) -> dict:
@@ -98,9 +98,7 @@ def _update_challenger(params: Params, mlflow_client, version, passed: bool) -> 
     if passed and not is_champion:
         mlflow_client.set_registered_model_alias(name, versions.CHALLENGER, str(version.version))
         return
-    challenger = versions.alias_version(mlflow_client, name, versions.CHALLENGER)
-    if challenger is not None and str(challenger.version) == str(version.version):
-        mlflow_client.delete_registered_model_alias(name, versions.CHALLENGER)
+    versions.clear_challenger(mlflow_client, name, str(version.version))
 
 
 def _record_on_run(params: Params, model_md5: str, result: dict) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from churn.config import Params
 from churn.errors import ChurnError
-from churn.evaluation.metrics import classification_metrics
+from churn.core.metrics import classification_metrics
 from churn.registry.versions import CHAMPION, alias_version
 
 
@@ -27,7 +27,7 @@ class Comparison:
 
 
 def candidate_probabilities(params: Params, validation: pd.DataFrame) -> pd.Series:
-    from churn.training.model_io import load_model
+    from churn.core.model_file import load_model
 
     model = load_model(params.paths.model)
     features = validation[params.dataset.feature_columns]

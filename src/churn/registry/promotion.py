@@ -16,7 +16,7 @@ from churn.io import read_json
 from churn.registry import versions
 from churn.registry.checkout import read_checkout_model
 from churn.registry.lock import registry_lock
-from churn.training import tracking
+from churn.core import tracking
 
 TAG_PROMOTED_AT = "promotion.at"
 TAG_PROMOTED_BY = "promotion.by"
@@ -92,9 +92,7 @@ def promote(params: Params, model_md5: str | None = None, force: bool = False) -
         if tags.get(versions.TAG_ROLLBACK_BLOCKED):
             mlflow_client.delete_model_version_tag(name, number, versions.TAG_ROLLBACK_BLOCKED)
         mlflow_client.set_registered_model_alias(name, versions.CHAMPION, number)
-        challenger = versions.alias_version(mlflow_client, name, versions.CHALLENGER)
-        if challenger is not None and str(challenger.version) == number:
-            mlflow_client.delete_registered_model_alias(name, versions.CHALLENGER)
+        versions.clear_challenger(mlflow_client, name, number)
     return {"version": number, "previous": previous or None, "changed": True}
 
 

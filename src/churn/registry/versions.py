@@ -10,7 +10,9 @@ from churn.config import Params
 from churn.errors import ChurnError
 from churn.io import read_json
 from churn.registry.checkout import CheckoutModel, ensure_locked
-from churn.training import tracking
+from churn.core import tracking
+from churn.servable import runs
+from churn.servable.identity import serving_key
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -36,7 +38,7 @@ def find_version(mlflow_client, params: Params, model_md5: str):
     """The registry version holding this model as served under the current params (the
     same md5, contract and threshold), or None."""
     name = params.registry.model_name
-    key = tracking.serving_key(params, model_md5)
+    key = serving_key(params, model_md5)
     try:
         versions = mlflow_client.search_model_versions(
             f"name = '{name}' and tags.`{tracking.TAG_SERVING_KEY}` = '{key}'"
@@ -70,6 +72,13 @@ def alias_version(mlflow_client, name: str, alias: str):
         raise ChurnError(f"cannot read alias @{alias} of {name}: {message}") from None
 
 
+def clear_challenger(mlflow_client, name: str, version: str) -> None:
+    """Drop @challenger if it points at `version` (promoted, or no longer accepted)."""
+    challenger = alias_version(mlflow_client, name, CHALLENGER)
+    if challenger is not None and str(challenger.version) == str(version):
+        mlflow_client.delete_registered_model_alias(name, CHALLENGER)
+
+
 @contextmanager
 def registry_errors(action: str) -> Iterator[None]:
     """MLflow failures inside a registry command become a short ChurnError."""
@@ -89,7 +98,7 @@ def tag_text(value) -> str:
 def lineage_tags(params: Params, model: CheckoutModel) -> dict[str, str]:
     return {
         tracking.TAG_MODEL_MD5: model.model_md5,
-        tracking.TAG_SERVING_KEY: tracking.serving_key(params, model.model_md5),
+        tracking.TAG_SERVING_KEY: serving_key(params, model.model_md5),
         tracking.TAG_RAW_MD5: model.raw_md5,
         "dvc.train_md5": model.train_md5,
         "dvc.validation_md5": model.validation_md5,
@@ -110,7 +119,7 @@ def register(params: Params, model: CheckoutModel, mlflow_client):
         return existing
     import mlflow
 
-    run = tracking.find_run_for_model(params, model.model_md5, servable=True)
+    run = runs.find_servable_run(params, model.model_md5)
     model_uri = run.data.tags.get(tracking.TAG_MODEL_URI) if run is not None else None
     if model_uri is None:
         model_uri = log_from_checkout(params, model)
@@ -120,7 +129,7 @@ def register(params: Params, model: CheckoutModel, mlflow_client):
 def log_from_checkout(params: Params, model: CheckoutModel) -> str:
     """Log the DVC-tracked model file, with its lineage, where this store has no run for it
     (trained on a laptop, registered on a new team server). Returns the logged model URI."""
-    from churn.training.stage import raw_example, read_split
+    from churn.core.splits import raw_example, read_split
 
     paths = params.paths
     for path, expected in (
@@ -133,14 +142,14 @@ def log_from_checkout(params: Params, model: CheckoutModel) -> str:
     verdict = read_json(paths.verdict) or {}
     metrics = {f"validation_{k}": v for k, v in (verdict.get("validation_metrics") or {}).items()}
     train, validation = read_split(paths.train_set, params.dataset), read_split(paths.validation_set, params.dataset)
-    run_id = tracking.log_training_run(
+    run_id = runs.log_training_run(
         params,
         model_bytes=paths.model.read_bytes(),
         input_example=raw_example(paths.raw, params.dataset),
         metrics=metrics,
         datasets=[
-            tracking.LoggedDataset("train", train, str(paths.train_set), model.train_md5, "training"),
-            tracking.LoggedDataset("validation", validation, str(paths.validation_set), model.validation_md5, "validation"),
+            runs.LoggedDataset("train", train, str(paths.train_set), model.train_md5, "training"),
+            runs.LoggedDataset("validation", validation, str(paths.validation_set), model.validation_md5, "validation"),
         ],
         model_md5=model.model_md5,
         raw_md5=model.raw_md5,

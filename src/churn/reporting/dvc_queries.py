@@ -13,13 +13,13 @@ import pandas as pd
 
 from churn import progress
 from churn.errors import ChurnError
+from churn.tools import run_tool
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(args, capture_output=True, text=True, timeout=600)
-    except FileNotFoundError:
-        raise ChurnError(f"`{args[0]}` is not on PATH: run `make install` and use .venv/bin.") from None
+    result = run_tool(args)
+    assert result is not None  # run_tool returns None only with missing_ok
+    return result
 
 
 def resolve(ref: str) -> str:
@@ -74,8 +74,8 @@ def default_remote_url() -> str | None:
 
 
 def git_show(path: str | Path, base: str) -> bytes | None:
-    result = subprocess.run(["git", "show", f"{base}:{path}"], capture_output=True, timeout=120)
-    return result.stdout if result.returncode == 0 else None
+    result = run_tool(["git", "show", f"{base}:{path}"], timeout=120, text=False)
+    return result.stdout if result is not None and result.returncode == 0 else None
 
 
 def dvc_read(path: str | Path, base: str, errors: list[str] | None = None) -> bytes | None:
@@ -132,9 +132,10 @@ def rebuild_base_prep(base: str, paths: list[str]) -> tuple[dict[str, bytes], st
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(worktree / "src"), os.environ.get("PYTHONPATH")]))}
             for step in steps:
                 try:
-                    result = subprocess.run(step, cwd=worktree, env=env, capture_output=True, text=True, timeout=900)
-                except subprocess.TimeoutExpired:
-                    return {}, f"`{' '.join(step)}` took more than 15 minutes"
+                    result = run_tool(step, cwd=worktree, env=env, timeout=900)
+                except ChurnError as exc:
+                    return {}, str(exc)
+                assert result is not None
                 if result.returncode:
                     return {}, f"`{' '.join(step)}` failed: {(result.stderr or result.stdout).strip()[-300:]}"
             return {path: (worktree / path).read_bytes() for path in paths if (worktree / path).is_file()}, None

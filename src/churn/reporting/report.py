@@ -78,7 +78,7 @@ def _short(commit: str) -> str:
 
 
 def verdict_section(params: Params) -> tuple[list[str], str]:
-    from churn.validation.stage import read_verdict
+    from churn.core.verdict import read_verdict
 
     passed, reasons = read_verdict(params.paths.verdict, params.paths.model, params)
     challenge = read_json(params.paths.challenge)
@@ -174,7 +174,7 @@ def drift_section(params: Params, base_files: dq.BaseFiles) -> tuple[list[str], 
     from churn.monitoring.drift import drift_summary, write_drift_html
 
     dataset, settings = params.dataset, params.report
-    from churn.training.stage import read_split
+    from churn.core.splits import read_split
 
     head_train = read_split(params.paths.train_set, dataset)
     base_train = base_files.read_parquet(params.paths.train_set)
@@ -249,9 +249,8 @@ def plots_section(params: Params, base: str, assets: Path) -> tuple[list[str], l
 
 def links_section(params: Params) -> list[str]:
     from churn.io import md5_file
-    from churn.training import tracking
+    from churn.core import tracking
 
-    uri = tracking.tracking_uri(params)
     lines = []
     try:
         run = tracking.find_run_for_model(params, md5_file(params.paths.model))
@@ -259,8 +258,7 @@ def links_section(params: Params) -> list[str]:
         run = None
         lines.append(f"- MLflow: unavailable ({exc})")
     if run is not None:
-        where = f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" if uri.startswith("http") else f"run `{run.info.run_id}` in `{uri}`"
-        lines.append(f"- MLflow run: {where}")
+        lines.append(f"- MLflow run: {tracking.run_link(params, run)}")
     elif not lines:
         lines.append("- MLflow run: none recorded for this model in this tracking store")
     challenge = read_json(params.paths.challenge) or {}
@@ -271,7 +269,7 @@ def links_section(params: Params) -> list[str]:
 
 
 def configuration_note(params: Params) -> str:
-    from churn.training.tracking import tracking_uri
+    from churn.core.tracking import tracking_uri
 
     uri = tracking_uri(params)
     if uri.startswith(("http://", "https://", "databricks")):

@@ -9,35 +9,14 @@ import pandas as pd
 from churn import progress
 from churn.config import Params
 from churn.errors import ChurnError
-from churn.evaluation.metrics import classification_metrics
+from churn.core.metrics import classification_metrics
+from churn.core.splits import raw_example, read_split
 from churn.io import md5_file, write_bytes
-from churn.training.model_io import model_to_bytes
+from churn.core.model_file import model_to_bytes
 from churn.training.pipeline import build_pipeline, iteration_probe
 
-INPUT_EXAMPLE_ROWS = 5
-
-
-def read_split(path, dataset) -> pd.DataFrame:
-    try:
-        frame = pd.read_parquet(path)
-    except FileNotFoundError:
-        raise ChurnError(f"{path} not found: run `dvc repro prep` first.") from None
-    expected = [*dataset.feature_columns, dataset.label_column]
-    missing = [c for c in expected if c not in frame.columns]
-    if missing:
-        raise ChurnError(f"{path} lacks columns {missing}: rerun `dvc repro prep`.")
-    return frame
-
-
-def raw_example(raw_path, dataset) -> pd.DataFrame:
-    """A few raw records as a client sends them (types as pandas reads the raw CSV): the
-    servable model takes raw records, not cleaned features."""
-    columns = [*dataset.key_columns, *dataset.feature_columns]
-    return pd.read_csv(raw_path, usecols=columns)[columns].head(INPUT_EXAMPLE_ROWS)
-
-
 def run(params: Params) -> dict:
-    from churn.training import tracking
+    from churn.servable import runs
 
     paths, dataset = params.paths, params.dataset
     with progress.phase("reading the train and validation sets") as step:
@@ -64,14 +43,14 @@ def run(params: Params) -> dict:
     model_bytes = model_to_bytes(model)
     model_md5 = hashlib.md5(model_bytes).hexdigest()
     with progress.phase("logging the MLflow run"):
-        run_id = tracking.log_training_run(
+        run_id = runs.log_training_run(
             params,
             model_bytes=model_bytes,
             input_example=raw_example(paths.raw, dataset),
             metrics=metrics,
             datasets=[
-                tracking.LoggedDataset("train", train, str(paths.train_set), md5_file(paths.train_set), "training"),
-                tracking.LoggedDataset(
+                runs.LoggedDataset("train", train, str(paths.train_set), md5_file(paths.train_set), "training"),
+                runs.LoggedDataset(
                     "validation", validation, str(paths.validation_set), md5_file(paths.validation_set), "validation"
                 ),
             ],

@@ -1,4 +1,4 @@
-"""churn.training.tracking against a real SQLite-backed MLflow store in a temporary directory."""
+"""churn.core.tracking against a real SQLite-backed MLflow store in a temporary directory."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ import pytest
 
 from churn.config import load_params, parse_params
 from churn.data.simulate import simulate, write_snapshot
-from churn.deployment.scoring import PREDICTION, PROBABILITY
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
-from churn.prep.clean import clean_features, encode_labels
-from churn.prep.contract import read_raw_csv, validate_raw
-from churn.training import tracking
-from churn.training.model_io import model_to_bytes
-from churn.training.stage import raw_example
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import read_raw_csv, validate_raw
+from churn.core import tracking
+from churn.servable import identity, runs
+from churn.core.model_file import model_to_bytes
+from churn.core.splits import raw_example
 from churn.training.pipeline import build_pipeline
-from tests.conftest import PARAMS_FILE
+from tests.helpers import free_port, mlflow_workspace, repo_params, use_store
 
 TRAIN_MD5 = hashlib.md5(b"train set bytes").hexdigest()
 VALIDATION_MD5 = hashlib.md5(b"validation set bytes").hexdigest()
@@ -28,30 +29,9 @@ RAW_MD5 = hashlib.md5(b"raw snapshot bytes").hexdigest()
 METRICS = {"train_roc_auc": 0.91, "validation_roc_auc": 0.83, "validation_log_loss": 0.44}
 
 
-def free_port() -> int:
-    """A port that nothing listens on (bound, read, released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def small_params(**hyperparameters):
     """The project's params with a fast model; extra keys override the hist-GB hyperparameters."""
-    raw = load_params(PARAMS_FILE).model_dump(mode="json", by_alias=True)
-    raw["train"]["hyperparameters"]["hist_gradient_boosting"].update(
-        {"max_iter": 15, "max_leaf_nodes": 7, **hyperparameters}
-    )
-    raw["tracking"]["experiment"] = "churn-tests"
-    return parse_params(raw)
-
-
-def use_store(monkeypatch, directory) -> str:
-    """Point MLflow at a fresh SQLite file; run from `directory` so artifacts land there too."""
-    uri = f"sqlite:///{directory / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    # A sqlite store keeps artifacts under ./mlruns of the working directory.
-    monkeypatch.chdir(directory)
-    return uri
+    return repo_params(lambda raw: raw["train"]["hyperparameters"]["hist_gradient_boosting"].update(hyperparameters))
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +54,15 @@ def logged(tmp_path_factory):
     # In the representation the logged signature accepts, which the input example shows.
     records = pd.read_csv(raw)[list(input_example.columns)]
     records = records.astype({c: (str if t == object else t) for c, t in input_example.dtypes.items()})
-    with pytest.MonkeyPatch.context() as mp:
-        uri = use_store(mp, directory)
-        run_id = tracking.log_training_run(
+    with mlflow_workspace(directory) as uri:
+        run_id = runs.log_training_run(
             params,
             model_bytes=model_bytes,
             input_example=input_example,
             metrics=METRICS,
             datasets=[
-                tracking.LoggedDataset("train", train, "data/processed/train.parquet", TRAIN_MD5, "training"),
-                tracking.LoggedDataset(
+                runs.LoggedDataset("train", train, "data/processed/train.parquet", TRAIN_MD5, "training"),
+                runs.LoggedDataset(
                     "validation", validation, "data/processed/validation.parquet", VALIDATION_MD5, "validation"
                 ),
             ],
@@ -159,7 +138,7 @@ def test_dataset_inputs_carry_the_dvc_md5_as_digest(logged, store):
 
 def _model_uri(store, run_id: str) -> str:
     tags = store.get_run(run_id).data.tags
-    return tags.get(tracking.TAG_MODEL_URI) or f"runs:/{run_id}/{tracking.MODEL_NAME_IN_RUN}"
+    return tags.get(tracking.TAG_MODEL_URI) or f"runs:/{run_id}/{runs.MODEL_NAME_IN_RUN}"
 
 
 def test_logged_model_loads_and_predicts_the_same(logged, store):
@@ -261,3 +240,32 @@ def test_params_hash_follows_the_model_definition_only():
     assert tracking.params_hash(renamed) == tracking.params_hash(base)
     moved = base.model_copy(update={"tracking": base.tracking.model_copy(update={"uri": "sqlite:///other.db"})})
     assert tracking.params_hash(moved) == tracking.params_hash(base)
+
+
+def test_logged_model_runs_only_the_code_its_serving_key_covers(logged, store):
+    """Load and call the logged pyfunc in a fresh process; every project module it loads must
+    be in SERVABLE_FILES, or a change to it would reuse the old registry version."""
+    import json
+    import subprocess
+    import sys
+
+    from churn.servable.identity import SERVABLE_FILES
+
+    script = (
+        "import json, sys, pandas as pd, mlflow.pyfunc\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "model.predict(pd.read_json(sys.argv[2], orient='records', dtype=False))\n"
+        "files = [m.__file__ for n, m in list(sys.modules.items())"
+        " if n.split('.')[0] == 'churn' and getattr(m, '__file__', None)]\n"
+        "print(json.dumps(files))\n"
+    )
+    records = logged["records"].head(3).to_json(orient="records")
+    result = subprocess.run(
+        [sys.executable, "-c", script, _model_uri(store, logged["run_id"]), records],
+        capture_output=True, text=True, timeout=300, cwd=logged["directory"],
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    relative = {path.replace("\\", "/").rsplit("/churn/", 1)[1] for path in loaded}
+    assert "servable/pyfunc.py" in relative and "core/contract.py" in relative
+    assert relative <= set(SERVABLE_FILES), sorted(relative - set(SERVABLE_FILES))

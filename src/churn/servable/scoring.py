@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from churn.config import Dataset
-from churn.prep.clean import clean_features
-from churn.prep.contract import validate_rows
+from churn.core.clean import clean_features
+from churn.core.contract import validate_rows
 
 PROBABILITY = "churn_probability"
 PREDICTION = "churn_prediction"

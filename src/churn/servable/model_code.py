@@ -3,6 +3,6 @@ the skops archive and a JSON config, so loading it unpickles nothing."""
 
 import mlflow
 
-from churn.deployment.pyfunc import ChurnModel
+from churn.servable.pyfunc import ChurnModel
 
 mlflow.models.set_model(ChurnModel())

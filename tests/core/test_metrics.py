@@ -1,4 +1,4 @@
-"""churn.evaluation.metrics: the shared metric set, checked against scikit-learn directly."""
+"""churn.core.metrics: the shared metric set, checked against scikit-learn directly."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from churn.evaluation.metrics import classification_metrics
+from churn.core.metrics import classification_metrics
 
 NAMES = {"roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss", "brier"}
 

@@ -1,4 +1,4 @@
-"""churn.prep.clean: contract-valid raw rows -> model-ready features and 0/1 labels."""
+"""churn.core.clean: contract-valid raw rows -> model-ready features and 0/1 labels."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.prep.clean import clean_features, encode_labels
-from churn.prep.contract import validate_raw
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import validate_raw
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pandas as pd
 
 import churn
 from churn.config import Dataset
-from churn.deployment.scoring import PREDICTION, PROBABILITY, ScoredBatch, score_records
+from churn.servable.scoring import PREDICTION, PROBABILITY, ScoredBatch, score_records
 
 MODEL_ARTIFACT = "model"
 SERVING_ARTIFACT = "serving_config"
@@ -24,7 +24,7 @@ SERVING_ARTIFACT = "serving_config"
 
 class ChurnModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from churn.training.model_io import load_model
+        from churn.core.model_file import load_model
 
         self.model = load_model(context.artifacts[MODEL_ARTIFACT])
         config = json.loads(Path(context.artifacts[SERVING_ARTIFACT]).read_text())
@@ -81,7 +81,7 @@ def log_churn_model(
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    from churn.training.model_io import load_model
+    from churn.core.model_file import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
         model_path = Path(tmp) / "model.skops"

@@ -43,7 +43,6 @@ import skops
 import skops.io as sio
 
 from churn.errors import ChurnError
-from churn.io import write_bytes
 
 SCHEMA = "schema.json"
 TRUSTED_PREFIXES = ("sklearn.", "numpy.")
@@ -65,7 +64,7 @@ def _is_node(obj: Any) -> bool:
 def _format_error(message: str) -> ChurnError:
     return ChurnError(
         f"Cannot write a deterministic model file: {message} "
-        f"(skops {skops.__version__} writes a format churn.training.model_io does not know)."
+        f"(skops {skops.__version__} writes a format churn.core.model_file does not know)."
     )
 
 
@@ -235,13 +234,6 @@ def canonicalize(archive: bytes) -> bytes:
 def model_to_bytes(model) -> bytes:
     """The canonical skops archive of `model`: equal fitted models give equal bytes."""
     return canonicalize(sio.dumps(model))
-
-
-def save_model(model, path: str | Path) -> str:
-    """Write the canonical archive atomically; return its md5 (what DVC records)."""
-    data = model_to_bytes(model)
-    write_bytes(path, data)
-    return hashlib.md5(data).hexdigest()
 
 
 # ---------------------------------------------------------------- loading

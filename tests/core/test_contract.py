@@ -1,4 +1,4 @@
-"""churn.prep.contract: the raw-data contract and its error reporting."""
+"""churn.core.contract: the raw-data contract and its error reporting."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from churn.errors import ChurnError
-from churn.prep.contract import ContractError, FailedCheck, read_raw_csv, validate_raw
+from churn.core.contract import ContractError, FailedCheck, read_raw_csv, validate_raw
 
 
 def _failures(raw: pd.DataFrame, dataset) -> list[FailedCheck]:

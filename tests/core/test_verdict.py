@@ -1,4 +1,4 @@
-"""churn.validation.stage.read_verdict: anything that prevents checking is a rejection."""
+"""churn.core.verdict.read_verdict: anything that prevents checking is a rejection."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from churn.validation.stage import read_verdict
+from churn.core.verdict import read_verdict
 
 MODEL_BYTES = b"not really a model, but bytes to hash \x00\x01"
 

@@ -1,0 +1,99 @@
+"""The MLflow connection and the content keys runs are found by (the md5s DVC records).
+
+Nothing here writes a DVC-tracked file, so run ids and timestamps never reach `dvc.lock`.
+mlflow is imported inside the functions: it is slow to import and not every command needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+
+from churn.config import Params
+from churn.errors import ChurnError
+from churn.io import content_md5
+from churn.tools import run_tool
+
+# Tags that tie a run to content: registry lookups and the summary search by these.
+TAG_MODEL_MD5 = "dvc.model_md5"
+TAG_RAW_MD5 = "dvc.raw_md5"
+TAG_PARAMS_HASH = "params_hash"
+TAG_GIT_COMMIT = "git_commit"
+TAG_SERVING_KEY = "serving_key"  # model md5 + contract + threshold: what the servable computes
+TAG_MODEL_URI = "model_uri"  # the logged model's models:/ URI, for registration
+
+
+def tracking_uri(params: Params) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
+
+
+def connect(params: Params):
+    """Point mlflow at the configured store, failing fast with a fix when it is unreachable."""
+    uri = tracking_uri(params)
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    # Stage logs stay readable: no progress bars or INFO chatter from MLflow itself.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    try:
+        mlflow.set_experiment(params.tracking.experiment)
+    except Exception as exc:  # any backend failure: bad DB file, permissions, server error
+        raise ChurnError(
+            f"cannot use the MLflow tracking store {uri}: {exc.__class__.__name__}: {exc}. "
+            "Fix MLFLOW_TRACKING_URI (or tracking.uri in params.yaml)."
+        ) from None
+    return mlflow
+
+
+def _check_server(uri: str, timeout: float = 5.0) -> None:
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            if response.status == 200:
+                return
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ChurnError(
+            f"MLflow tracking server {uri} is unreachable ({reason}): start it, or unset "
+            "MLFLOW_TRACKING_URI to use the local SQLite store."
+        ) from None
+    raise ChurnError(f"MLflow tracking server {uri} is not healthy: check its logs.")
+
+
+def git_commit() -> str:
+    result = run_tool(["git", "rev-parse", "HEAD"], timeout=10, missing_ok=True)
+    return result.stdout.strip() if result is not None and result.returncode == 0 else "unknown"
+
+
+def params_hash(params: Params) -> str:
+    """Hash of the sections that define the model (paths and tracking excluded)."""
+    return content_md5(params.model_dump(mode="json", by_alias=True, include={"dataset", "prep", "train"}))
+
+
+def find_run_for_model(params: Params, model_md5: str):
+    """The newest run that logged the model with this md5, or None."""
+    return find_run(params, TAG_MODEL_MD5, model_md5)
+
+
+def find_run(params: Params, tag: str, value: str):
+    """The newest run of the experiment whose `tag` equals `value`, or None."""
+    mlflow = connect(params)
+    runs = mlflow.search_runs(
+        experiment_names=[params.tracking.experiment],
+        filter_string=f"tags.`{tag}` = '{value}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0] if runs else None
+
+
+def run_link(params: Params, run) -> str:
+    """Where a person opens the run: the server's page, or the local UI command."""
+    uri = tracking_uri(params)
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    return f"run {run.info.run_id} in {uri}"

@@ -1,0 +1,7 @@
+"""`python -m churn.evaluation`: the DVC stage, without loading the rest of the command line."""
+
+import sys
+
+from churn.entry import stage_main
+
+sys.exit(stage_main("churn.evaluation.stage"))

@@ -1,0 +1,126 @@
+"""One MLflow run that carries the servable model: what training (and registering a model
+trained elsewhere) logs. Runs are keyed by the DVC md5s and the serving key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import pandas as pd
+
+from churn.config import Params
+from churn.core import tracking
+from churn.core.tracking import (
+    TAG_GIT_COMMIT,
+    TAG_MODEL_MD5,
+    TAG_MODEL_URI,
+    TAG_PARAMS_HASH,
+    TAG_RAW_MD5,
+    TAG_SERVING_KEY,
+    connect,
+    git_commit,
+    params_hash,
+    tracking_uri,
+)
+from churn.errors import ChurnError
+from churn.servable.identity import serving_key
+
+MODEL_NAME_IN_RUN = "model"
+# Exact versions of what the logged model needs, so MLflow need not infer them (slow).
+SERVING_PACKAGES = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "pyarrow", "pandera", "pydantic", "ruamel.yaml")
+
+
+@dataclass(frozen=True)
+class LoggedDataset:
+    name: str
+    frame: pd.DataFrame
+    path: str
+    md5: str
+    context: str
+
+
+
+
+def run_params(params: Params, rows: dict[str, int]) -> dict[str, Any]:
+    train = params.train
+    logged: dict[str, Any] = {
+        "dataset": params.dataset.name,
+        "family": train.family,
+        "seed": train.seed,
+        "decision_threshold": train.decision_threshold,
+        "split_seed": params.prep.split.seed,
+        "test_size": params.prep.split.test_size,
+        "validation_size": params.prep.split.validation_size,
+        "n_features": len(params.dataset.feature_columns),
+    }
+    logged.update({f"model.{key}": value for key, value in train.model_params.items()})
+    logged.update({f"rows.{name}": count for name, count in rows.items()})
+    return logged
+
+
+def log_training_run(
+    params: Params,
+    *,
+    model_bytes: bytes,
+    input_example: pd.DataFrame,
+    metrics: dict[str, float],
+    datasets: list[LoggedDataset],
+    model_md5: str,
+    raw_md5: str,
+    run_name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> str:
+    """One run: params, metrics, dataset inputs, the servable model; returns its run id."""
+    mlflow = connect(params)
+    from churn.servable.pyfunc import log_churn_model
+
+    commit = git_commit()
+    tags = {
+        TAG_MODEL_MD5: model_md5,
+        TAG_SERVING_KEY: serving_key(params, model_md5),
+        TAG_RAW_MD5: raw_md5,
+        TAG_PARAMS_HASH: params_hash(params),
+        TAG_GIT_COMMIT: commit,
+        "mlflow.source.git.commit": commit,
+        **{f"dvc.{d.name}_md5": d.md5 for d in datasets},
+        **(extra_tags or {}),
+    }
+    try:
+        with mlflow.start_run(run_name=run_name, tags=tags) as run:
+            mlflow.log_params(run_params(params, {d.name: len(d.frame) for d in datasets}))
+            mlflow.log_metrics(metrics)
+            for dataset in datasets:
+                mlflow.log_input(
+                    mlflow.data.from_pandas(
+                        dataset.frame,
+                        source=dataset.path,
+                        name=dataset.name,
+                        digest=dataset.md5,
+                        targets=params.dataset.label_column,
+                    ),
+                    context=dataset.context,
+                )
+            info = log_churn_model(
+                model_bytes=model_bytes,
+                dataset=params.dataset,
+                threshold=params.train.decision_threshold,
+                input_example=input_example,
+                pip_requirements=[f"{p}=={metadata.version(p)}" for p in SERVING_PACKAGES],
+                name=MODEL_NAME_IN_RUN,
+            )
+            mlflow.set_tag(TAG_MODEL_URI, info.model_uri)
+            return run.info.run_id
+    except ChurnError:
+        raise
+    except Exception as exc:
+        raise ChurnError(
+            f"logging the training run to MLflow ({tracking_uri(params)}) failed: "
+            f"{exc.__class__.__name__}: {exc}"
+        ) from None
+
+
+def find_servable_run(params: Params, model_md5: str):
+    """The newest run whose logged pyfunc wraps this model with the current contract,
+    threshold and serving code, or None."""
+    return tracking.find_run(params, TAG_SERVING_KEY, serving_key(params, model_md5))
