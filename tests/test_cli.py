@@ -268,3 +268,13 @@ def test_predict_as_of_is_checked_before_anything_runs(tmp_path, capsys, as_of, 
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_simulate_refuses_a_dataset_of_other_columns(tmp_path, capsys):
+    raw = yaml.safe_load(PARAMS_FILE.read_text())
+    raw["dataset"]["numeric"]["balance"] = {"min": 0}
+    other = tmp_path / "params.yaml"
+    other.write_text(yaml.safe_dump(raw))
+    assert main(["simulate", "--params", str(other), "--rows", "10", "--output", str(tmp_path / "x.csv")]) == 2
+    assert "IBM Telco columns" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()

@@ -18,6 +18,14 @@ from churn.entry import configure_process, guarded, limit_native_threads, run_st
 
 def _simulate(args, params) -> int:
     from churn.data import snapshot
+    from churn.data.simulate import COLUMNS
+
+    expected = set(params.dataset.raw_columns)
+    if expected != set(COLUMNS):
+        raise ChurnError(
+            f"churn simulate writes IBM Telco columns, but dataset {params.dataset.name!r} has "
+            f"{sorted(expected ^ set(COLUMNS))[:6]} that differ: bring your table with `churn track`."
+        )
 
     n = args.rows if args.rows is not None else params.simulate.n_customers
     seed = args.seed if args.seed is not None else params.simulate.seed
@@ -31,6 +39,17 @@ def _simulate(args, params) -> int:
     if args.track:
         snapshot.track(output, meta)
         print(f"tracked with DVC: commit {snapshot.dvc_file(output)}")
+    return 0
+
+
+def _track(args, params) -> int:
+    from churn.data import snapshot
+
+    raw = params.paths.raw
+    if not raw.is_file():
+        raise ChurnError(f"{raw} not found: copy your CSV there first (paths.raw in params.yaml).")
+    snapshot.track(raw, snapshot.own_data_meta(args.source))
+    print(f"tracked {raw} with DVC (source: {args.source}): commit {snapshot.dvc_file(raw)}")
     return 0
 
 
@@ -233,13 +252,22 @@ def build_parser() -> argparse.ArgumentParser:
         child.set_defaults(handler=handler)
         return child
 
-    simulate = command("simulate", "write a simulated Telco-schema snapshot", _simulate)
+    simulate = command(
+        "simulate",
+        "write a simulated snapshot in IBM's Telco Customer Churn schema (refused when `dataset:` "
+        "describes another table)",
+        _simulate,
+    )
     simulate.add_argument("--period", choices=["baseline", "drifted"], default="baseline")
     simulate.add_argument("--rows", type=int, help="customers (default: simulate.n_customers)")
     simulate.add_argument("--seed", type=int, help="seed (default: simulate.seed)")
     simulate.add_argument("--output", help="CSV path (default: paths.raw)")
     simulate.add_argument("--track", action="store_true", help="dvc add + push it, recording its settings")
 
+    track = command(
+        "track", "dvc add your own raw CSV at paths.raw, record where it came from, push it", _track
+    )
+    track.add_argument("--source", required=True, help="where the data came from (recorded in the .dvc file)")
     command("ensure-data", "make the tracked raw snapshot present: pull it, or recreate it bit-for-bit", _ensure_data)
     for name, module, text in (
         ("prep", "churn.prep.stage", "validate and clean raw data; feature/label tables; split"),

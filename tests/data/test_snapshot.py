@@ -132,8 +132,32 @@ def test_own_data_in_no_remote_is_an_error(repo, tracked, params):
     message = str(raised.value)
     assert "no configured DVC remote" in message
     assert own_md5 in message
+    assert "does not say where it came from" in message
+    assert "shared remote" in message and not message.rstrip().endswith("()")
     # Nothing was recreated from settings that describe another file.
     assert not RAW.exists()
+
+
+def test_own_data_tracked_with_its_source(repo, tracked, params):
+    """`churn track` replaces the simulator's settings with the real provenance, and a clone
+    without the file is told where it came from and how to share it."""
+    write_snapshot(simulate(ROWS, SEED + 1), RAW)
+    snapshot.track(RAW, snapshot.own_data_meta("IBM Telco download"))
+    own_md5 = md5_file(RAW)
+    recorded = yaml.safe_load(snapshot.dvc_file(RAW).read_text())
+    assert recorded["meta"] == {"source": "IBM Telco download", "md5": own_md5}
+    assert remote_object(repo, own_md5).is_file()  # pushed to the default remote
+    RAW.unlink()
+    empty_cache_and_remote(repo)
+    with pytest.raises(ChurnError) as raised:
+        snapshot.ensure_raw(params)
+    assert "it came from 'IBM Telco download'" in str(raised.value)
+    assert not RAW.exists()
+
+
+def test_own_data_needs_a_source():
+    with pytest.raises(ChurnError, match="--source"):
+        snapshot.own_data_meta("  ")
 
 
 def test_meta_md5_mismatch_is_an_error(repo, tracked, params):

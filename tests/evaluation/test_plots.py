@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from churn.evaluation import plots
 from churn.evaluation.plots import (
     calibration_table,
     confusion_table,
@@ -28,7 +29,8 @@ def scored():
 
 def test_roc_table_endpoints_and_no_inf(scored):
     table = roc_table(*scored)
-    assert list(table.columns) == ["fpr", "tpr", "threshold"]
+    assert list(table.columns) == ["fpr", "tpr", "chance", "threshold"]
+    assert (table["chance"] == table["fpr"]).all()
     assert (table.iloc[0]["fpr"], table.iloc[0]["tpr"]) == (0.0, 0.0)
     assert (table.iloc[-1]["fpr"], table.iloc[-1]["tpr"]) == (1.0, 1.0)
     assert np.isfinite(table.to_numpy()).all()
@@ -70,7 +72,7 @@ def test_confusion_threshold_inclusive():
 @pytest.mark.parametrize("bins", [3, 10])
 def test_calibration_rows_at_most_bins(scored, bins):
     table = calibration_table(*scored, bins=bins)
-    assert list(table.columns) == ["mean_predicted", "fraction_positive"]
+    assert list(table.columns) == ["mean_predicted", "fraction_positive", "perfectly_calibrated"]
     assert 1 <= len(table) <= bins
     assert table["mean_predicted"].between(0, 1).all() and table["fraction_positive"].between(0, 1).all()
 
@@ -106,3 +108,15 @@ def test_importance_with_sampling_is_deterministic():
     second = importance_table(model, X, pd.Series(y, index=X.index), n_repeats=2, sample_size=300, seed=1)
     pd.testing.assert_frame_equal(first, second)
     assert first["feature"].tolist()[0] == "signal"
+
+
+def test_drift_table_lists_drifted_columns_first():
+    columns = {
+        "b": {"score": 0.2, "threshold": 0.05, "method": "K-S p_value", "drifted": False},
+        "a": {"score": 0.01, "threshold": 0.05, "method": "K-S p_value", "drifted": True},
+        "c": {"score": 0.3, "threshold": 0.1, "method": "Jensen-Shannon distance", "drifted": True},
+    }
+    table = plots.drift_table(columns)
+    assert list(table["column"]) == ["a", "c", "b"]
+    assert list(table["drifted"]) == [1, 1, 0]
+    assert list(table.columns) == ["column", "score", "threshold", "method", "drifted"]

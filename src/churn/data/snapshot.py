@@ -67,6 +67,13 @@ def track(raw: Path, meta: dict | None) -> None:
         print(f"warning: `dvc push {path}` failed, the snapshot is only in the local cache: {push.stderr.strip()}")
 
 
+def own_data_meta(source: str) -> dict:
+    """Provenance of a snapshot that did not come from the simulator."""
+    if not source.strip():
+        raise ChurnError("say where the data came from: --source 'IBM Telco download, 2026-11-29'")
+    return {"source": source.strip()}
+
+
 def read_tracked(raw: Path) -> tuple[str, dict]:
     path = dvc_file(raw)
     if not path.is_file():
@@ -106,9 +113,15 @@ def ensure_raw(params: Params) -> str:
             f"(DVC_REMOTE_URL in CI) and run `dvc pull`. ({pulled.stderr.strip()[:300]})"
         )
     if meta.get("source") != SIMULATOR_SOURCE or meta.get("md5") != expected_md5:
+        source = meta.get("source") if meta.get("md5") == expected_md5 else None
+        made_by = f"it came from {source!r}" if source else "its .dvc file does not say where it came from"
+        detail = pulled.stderr.strip()[:300]
         raise ChurnError(
-            f"{raw} (md5 {expected_md5}) is in no configured DVC remote and was not made by the "
-            f"simulator: configure the remote that holds it and run `dvc pull`. ({pulled.stderr.strip()[:300]})"
+            f"{raw} (md5 {expected_md5}) is in no configured DVC remote, and {made_by}, so it cannot "
+            "be recreated here. The default remote `.dvc-storage/` lives inside the working copy "
+            "that pushed it: data of your own reaches a clone only through a shared remote "
+            "(`dvc remote add -d storage s3://bucket/churn`, then `dvc push` where the file is)."
+            + (f" DVC said: {detail}" if detail else "")
         )
     simulate_to(raw, meta)
     actual = md5_file(raw)

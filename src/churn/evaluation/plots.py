@@ -17,6 +17,7 @@ PLOT_FILES = {
     "confusion": "confusion.csv",
     "calibration": "calibration.csv",
     "feature_importance": "feature_importance.csv",
+    "drift_by_column": "drift_by_column.csv",
 }
 
 
@@ -24,7 +25,8 @@ def roc_table(y_true, proba) -> pd.DataFrame:
     fpr, tpr, thresholds = roc_curve(y_true, proba, drop_intermediate=True)
     # roc_curve's first threshold is +inf, which JSON and CSV readers disagree on.
     thresholds = np.minimum(thresholds, 1.0)
-    return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thresholds}).round(DIGITS)
+    # `chance` is the diagonal a random score draws, as a second series of the same plot.
+    return pd.DataFrame({"fpr": fpr, "tpr": tpr, "chance": fpr, "threshold": thresholds}).round(DIGITS)
 
 
 def precision_recall_table(y_true, proba, max_points: int = 1000) -> pd.DataFrame:
@@ -51,8 +53,9 @@ def confusion_table(y_true, proba, threshold: float) -> pd.DataFrame:
 
 def calibration_table(y_true, proba, bins: int) -> pd.DataFrame:
     fraction_positive, mean_predicted = calibration_curve(y_true, proba, n_bins=bins, strategy="quantile")
+    # `perfectly_calibrated` is the diagonal, drawn beside the curve.
     return pd.DataFrame(
-        {"mean_predicted": mean_predicted, "fraction_positive": fraction_positive}
+        {"mean_predicted": mean_predicted, "fraction_positive": fraction_positive, "perfectly_calibrated": mean_predicted}
     ).round(DIGITS)
 
 
@@ -70,3 +73,16 @@ def importance_table(model, features: pd.DataFrame, y_true, *, n_repeats: int, s
         {"feature": features.columns, "importance": result.importances_mean, "std": result.importances_std}
     )
     return table.sort_values(["importance", "feature"], ascending=[False, True]).round(DIGITS).reset_index(drop=True)
+
+
+def drift_table(columns: dict[str, dict]) -> pd.DataFrame:
+    """Per-column drift (score, threshold, method, drifted), most drifted first."""
+    table = pd.DataFrame(
+        [
+            {"column": name, "score": entry["score"], "threshold": entry["threshold"],
+             "method": entry["method"], "drifted": int(entry["drifted"])}
+            for name, entry in columns.items()
+        ],
+        columns=["column", "score", "threshold", "method", "drifted"],
+    )
+    return table.sort_values(["drifted", "column"], ascending=[False, True]).reset_index(drop=True)

@@ -48,7 +48,10 @@ def run(params: Params) -> dict:
     write_json(paths.test_metrics, metrics)
     for name, table in tables.items():
         write_csv(paths.plots_dir / plots.PLOT_FILES[name], table)
-    write_json(paths.drift_metrics, drift)
+    # Metrics hold the few numbers people compare across experiments (`dvc exp show` stays
+    # narrow); the per-column detail is a plot.
+    write_json(paths.drift_metrics, {key: value for key, value in drift.items() if key != "columns"})
+    write_csv(paths.plots_dir / plots.PLOT_FILES["drift_by_column"], plots.drift_table(drift["columns"]))
     with progress.phase(f"writing {paths.drift_report_html}"):
         _write_html(params, train, test)
     drifted = f"; {drift['columns_drifted']} of {drift['columns_total']} columns drifted" if "columns_total" in drift else ""
