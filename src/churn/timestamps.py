@@ -35,6 +35,15 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+def aware_utc(moment: datetime, what: str) -> datetime:
+    """`moment` in UTC; a time from code (not from a person) must say its zone."""
+    if not isinstance(moment, datetime):
+        raise ChurnError(f"{what} must be a datetime, got {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ChurnError(f"{what} must be timezone-aware (e.g. datetime.now(timezone.utc)), got {moment!r}")
+    return moment.astimezone(timezone.utc)
+
+
 def refuse_future(moment: datetime, what: str, now: datetime | None = None) -> datetime:
     """`moment` unchanged, or ChurnError when it is later than `now` (default: the clock)."""
     now = datetime.now(timezone.utc) if now is None else as_utc(now)

@@ -18,11 +18,11 @@ from churn.data import snapshot
 from churn.data.refresh import build, refresh
 from churn.data.simulate import simulate, write_snapshot
 from churn.deployment.inference_log import append, attach_labels
-from churn.deployment.scoring import PREDICTION, PROBABILITY
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.io import md5_file
-from churn.prep.clean import clean_features
-from churn.prep.contract import read_raw_csv, validate_raw
+from churn.core.clean import clean_features
+from churn.core.contract import read_raw_csv, validate_raw
 from tests.conftest import PARAMS_FILE
 
 AS_OF = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)

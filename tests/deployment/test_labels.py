@@ -15,10 +15,10 @@ from churn.config import parse_params
 from churn.data.simulate import simulate
 from churn.deployment.inference_log import append, read_labels, read_log
 from churn.deployment.labels import REASONS_COLUMN, label
-from churn.deployment.scoring import PREDICTION, PROBABILITY
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
-from churn.prep.clean import clean_features
-from churn.prep.contract import validate_raw
+from churn.core.clean import clean_features
+from churn.core.contract import validate_raw
 from tests.conftest import PARAMS_FILE
 
 T0 = datetime(2026, 10, 1, 8, 0, tzinfo=timezone.utc)

@@ -43,8 +43,8 @@ from churn.data import snapshot
 from churn.deployment import inference_log
 from churn.errors import ChurnError
 from churn.io import md5_file, write_csv
-from churn.prep.clean import clean_features
-from churn.prep.contract import ContractError, read_raw_csv, validate_raw
+from churn.core.clean import clean_features
+from churn.core.contract import ContractError, read_raw_csv, validate_raw
 from churn.timestamps import refuse_future
 
 REFRESH_SOURCE = snapshot.REFRESH_SOURCE

@@ -23,7 +23,7 @@ from churn.servable.pyfunc import ChurnModel
 from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.io import write_csv, write_parquet
-from churn.timestamps import refuse_future
+from churn.timestamps import aware_utc, refuse_future
 
 DEFAULT_ALIAS = "champion"
 REJECTED_SUFFIX = ".rejected.csv"
@@ -161,7 +161,7 @@ def predict(
         raise ChurnError(f"output {output_path} must be a .parquet file")
     if output_path.resolve() == input_path.resolve():
         raise ChurnError(f"output {output_path} would overwrite the input: choose another path")
-    scored_at = inference_log.as_utc(datetime.now(timezone.utc) if now is None else now, "now")
+    scored_at = aware_utc(datetime.now(timezone.utc) if now is None else now, "now")
     # `now` is the time the batch stands for (`churn predict --as-of`): a replay or backfill
     # may be in the past, never in the future.
     refuse_future(scored_at, "the batch's time (--as-of)")

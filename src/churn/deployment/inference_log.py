@@ -30,6 +30,7 @@ from churn.config import Dataset
 from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.io import write_parquet
+from churn.timestamps import aware_utc
 
 MODEL_VERSION = "model_version"
 MODEL_URI = "model_uri"
@@ -47,14 +48,6 @@ _SCORE_COLUMNS = [PROBABILITY, PREDICTION, MODEL_VERSION, MODEL_URI, SCORED_AT]
 def log_columns(dataset: Dataset) -> list[str]:
     """The columns of a log file, in order."""
     return [*dataset.key_columns, *dataset.feature_columns, *_SCORE_COLUMNS, dataset.label_column]
-
-
-def as_utc(moment: datetime, what: str) -> datetime:
-    if not isinstance(moment, datetime):
-        raise ChurnError(f"{what} must be a datetime, got {type(moment).__name__}")
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ChurnError(f"{what} must be timezone-aware (e.g. datetime.now(timezone.utc)), got {moment!r}")
-    return moment.astimezone(timezone.utc)
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -86,7 +79,7 @@ def append(
     scored_at: datetime,
 ) -> Path | None:
     """Write `scored` (ScoredBatch.scored) as one new file; None when there is nothing to log."""
-    scored_at = as_utc(scored_at, "scored_at")
+    scored_at = aware_utc(scored_at, "scored_at")
     if len(scored) == 0:
         return None
     needed = [*dataset.key_columns, *dataset.feature_columns, PROBABILITY, PREDICTION]
@@ -259,7 +252,7 @@ def write_labels(
     Nothing already logged is changed: a later label for the same id simply wins when read.
     Returns the rows written and the new file (None when there was nothing to write).
     """
-    labelled_at = as_utc(labelled_at or datetime.now(timezone.utc), "labelled_at")
+    labelled_at = aware_utc(labelled_at or datetime.now(timezone.utc), "labelled_at")
     id_column, label_column = dataset.id_column, dataset.label_column
     missing = [column for column in (id_column, label_column) if column not in labels.columns]
     if missing:
