@@ -102,7 +102,7 @@ def test_same_seed_same_model(params, dataset, training_data):
 
 def test_iteration_probe_counts_boosting_iterations_without_changing_the_model(params, dataset, training_data):
     from churn import progress
-    from churn.training.model_io import model_to_bytes
+    from churn.core.model_file import model_to_bytes
     from churn.training.pipeline import iteration_probe
 
     X, y = training_data
