@@ -173,7 +173,8 @@ def _predict(args, params) -> int:
 def _label(args, params) -> int:
     from churn.deployment.labels import label
 
-    result = label(params, args.input)
+    with progress.phase(f"attaching the labels in {args.input} to the inference log"):
+        result = label(params, args.input)
     print(
         f"labels in {args.input}: {result.rows} rows; attached {result.matched} to logged predictions, "
         f"{result.unknown} unknown ids, {result.rejected} malformed, "
@@ -195,7 +196,8 @@ def _refresh(args, params) -> int:
     from churn.timestamps import parse_timestamp
 
     as_of = parse_timestamp(args.as_of, "--as-of") if args.as_of else None
-    result = refresh(params, as_of)
+    with progress.phase("building the next raw snapshot from the inference log (dvc add, push)"):
+        result = refresh(params, as_of)
     counts = result.counts
     print(
         f"refreshed {result.raw}: {counts.total} rows = {counts.from_log} labelled predictions scored "
