@@ -205,11 +205,24 @@ def test_optuna_callback_counts_trials_and_notes_the_best(monkeypatch):
 # --- a real command: terminal, pipe, --quiet ----------------------------------------------------
 
 
+PREP_OUTPUTS = ("feature_table", "label_table", "train_set", "validation_set", "test_set", "prep_report")
+
+
+def prep_outputs(params_file: Path) -> dict[str, str]:
+    from churn.config import load_params
+    from churn.io import md5_file
+
+    paths = load_params(params_file).paths
+    return {name: md5_file(getattr(paths, name)) for name in PREP_OUTPUTS}
+
+
 @pytest.fixture(scope="module")
-def prep_project(tmp_path_factory) -> Path:
-    """Params with every path in a temporary directory, and a small simulated raw snapshot."""
+def prep_project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """Params with every path in a temporary directory, a small simulated raw snapshot, and
+    the md5s of the prep outputs made in this process with no progress at all."""
     from churn.config import load_params
     from churn.data import snapshot
+    from churn.prep import stage
 
     directory = tmp_path_factory.mktemp("progress")
     raw = yaml.safe_load(PARAMS_FILE.read_text())
@@ -218,11 +231,28 @@ def prep_project(tmp_path_factory) -> Path:
     params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     params = load_params(params_file)
     snapshot.simulate_to(params.paths.raw, snapshot.simulated_meta(3000, 1, None))
-    return params_file
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(progress.MODE_ENV, "quiet")
+        mp.setattr(progress, "_mode", None)
+        stage.run(params)
+    return params_file, prep_outputs(params_file)
 
 
-def churn_prep(params_file: Path, *options: str, terminal: bool) -> str:
-    """`churn [options] prep`'s stdout and stderr together, from a terminal or a pipe."""
+def churn_prep(project: tuple[Path, dict[str, str]], *options: str, terminal: bool) -> str:
+    """`churn [options] prep`'s stdout and stderr together, from a terminal or a pipe; its
+    outputs must be byte-identical to those made without progress (DVC hashes them)."""
+    from churn.config import load_params
+
+    params_file, expected = project
+    paths = load_params(params_file).paths
+    for name in PREP_OUTPUTS:  # the run must write them again, not leave the reference's
+        getattr(paths, name).unlink()
+    out = _run_prep(params_file, *options, terminal=terminal)
+    assert prep_outputs(params_file) == expected
+    return out
+
+
+def _run_prep(params_file: Path, *options: str, terminal: bool) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT}
     env.update(TERM="xterm-256color", COLUMNS="120", PYTHONPATH=str(REPO_ROOT / "src"))
     command = [sys.executable, "-m", "churn.cli", "--params", str(params_file), *options, "prep"]
