@@ -257,7 +257,7 @@ def _run_prep(params_file: Path, *options: str, terminal: bool) -> str:
     env.update(TERM="xterm-256color", COLUMNS="120", PYTHONPATH=str(REPO_ROOT / "src"))
     command = [sys.executable, "-m", "churn.cli", "--params", str(params_file), *options, "prep"]
     if not terminal:
-        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        done = subprocess.run(command, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
         assert done.returncode == 0, done.stdout.decode()
         return done.stdout.decode()
     leader, follower = pty.openpty()
