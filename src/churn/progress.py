@@ -329,6 +329,7 @@ def _close_bar(tracker: Tracker, line: str | None, *, always: bool = False) -> N
 
 def _new_bars() -> Progress:
     from rich.console import Console
+    from rich.table import Column
     from rich.progress import (
         BarColumn,
         Progress,
@@ -344,8 +345,8 @@ def _new_bars() -> Progress:
         def render(self, task: Task) -> Text:
             parts = [task.fields.get("counts", "")]
             speed, unit = task.speed, task.fields.get("unit", "")
-            if speed and unit:
-                parts.append(f"{_count(round(speed))} {unit}/s")
+            if speed and unit:  # the unit is already in the counts
+                parts.append(f"{_count(round(speed))}/s")
             parts.append(task.fields.get("note", ""))
             return Text("  ".join(part for part in parts if part), style="progress.download")
 
@@ -361,11 +362,15 @@ def _new_bars() -> Progress:
 
     console = Console(file=sys.stderr, force_terminal=True, highlight=False)
     return Progress(
+        # Fits an 80-column terminal: a long description is cut (its closing line is whole).
         SpinnerColumn(),
-        TextColumn("{task.description}", style="progress.description", markup=False),  # paths may hold [ ]
-        BarColumn(),
-        Counts(),
-        Times(),
+        TextColumn(
+            "{task.description}", style="progress.description", markup=False,  # paths may hold [ ]
+            table_column=Column(no_wrap=True, overflow="ellipsis", max_width=34),
+        ),
+        BarColumn(bar_width=16),
+        Counts(table_column=Column(no_wrap=True)),
+        Times(table_column=Column(no_wrap=True)),
         console=console,
         transient=True,  # the bars vanish; the closing lines printed above them stay
         # Only stderr is redirected above the bars: stdout may be a pipe or a file and
