@@ -19,8 +19,8 @@ run: $(STAMP) ## pull or recreate the raw data, reproduce the pipeline, print a 
 test: $(STAMP) ## the whole test suite, end-to-end tests included
 	pytest
 
-test-fast: $(STAMP) ## unit tests only
-	pytest -m "not e2e"
+test-fast: $(STAMP) ## unit tests only, on every core (pytest-xdist)
+	pytest -m "not e2e" -n auto
 
 install: $(STAMP) ## only create/refresh .venv
 

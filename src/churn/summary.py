@@ -22,7 +22,12 @@ def mlflow_run_line(params: Params) -> str:
             "MLflow run: none recorded for this model (its stage was restored from the DVC cache); "
             "`dvc repro --force train` logs one"
         )
-    return f"MLflow run: {run.info.run_id} (experiment {params.tracking.experiment!r}, {tracking.tracking_uri(params)})"
+    uri = tracking.tracking_uri(params)
+    if uri.startswith(("http://", "https://")):
+        return f"MLflow run: {tracking.run_link(params, run)}"
+    # MLflow's UI opens on its GenAI overview; the run's own page is what people want here.
+    page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    return f"MLflow run: {run.info.run_id} (experiment {params.tracking.experiment!r}, {uri}); in the UI: {page}"
 
 
 def _tracking_uri(params: Params) -> str:
@@ -53,7 +58,7 @@ def render(params: Params) -> str:
     lines += [
         "",
         "next:",
-        f"  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {_tracking_uri(params)}  (then open http://127.0.0.1:5000)",
+        f"  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {_tracking_uri(params)}  (then open the run page above)",
         f"  drift report:  {paths.drift_report_html}"
         + ("" if paths.drift_report_html.is_file() else "  (not in this checkout: `churn drift-report` writes it)"),
         f"  verdict:       {paths.verdict}",

@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
 SMALL_ROWS = 3000
 # Only what the graph reads; src/ is copied because stages depend on its files' hashes
 # (the code that runs is the installed package, which points at the same files).
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots/page.html", ".dvcignore", ".gitignore")
 
 
 @dataclass

@@ -135,14 +135,19 @@ def metrics_section(params: Params, base: str) -> list[str]:
                     "metric": f"**{name}**" if moved else name,
                     "base": _fmt(old),
                     "head": _fmt(new),
-                    "delta": (f"**{delta:+.4f}** ⚠️" if moved else f"{delta:+.4f}") if delta is not None else "new",
+                    "delta": _delta_text(name, delta, moved),
                 }
             )
     if not rows:
         return ["No metrics to compare."]
     if all(row["delta"] in ("+0.0000", "-0.0000") for row in rows):
         return ["No metric changed."]
-    note = "Bold: moved by more than `report.highlight` in params.yaml."
+    note = (
+        "Bold: moved by more than `report.highlight` in params.yaml; "
+        "✅ better, 🔻 worse for that metric (lower is better for "
+        + ", ".join(f"`{m}`" for m in sorted(LOWER_IS_BETTER))
+        + ")."
+    )
     return [markdown_table(pd.DataFrame(rows)), "", note]
 
 
@@ -286,6 +291,20 @@ def configuration_note(params: Params) -> str:
     else:
         dvc_note = f"DVC: remote `{remote}`."
     return f"_{mlflow_note} {dvc_note}_"
+
+
+# Metrics whose improvement is a decrease; every other metric improves by rising.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "share_drifted", "columns_drifted"})
+
+
+def _delta_text(metric: str, delta: float | None, moved: bool) -> str:
+    """The delta, and for a highlighted move whether it is better or worse for that metric."""
+    if delta is None:
+        return "new"
+    if not moved:
+        return f"{delta:+.4f}"
+    better = (delta < 0) if metric in LOWER_IS_BETTER else (delta > 0)
+    return f"**{delta:+.4f}** {'✅ better' if better else '🔻 worse'}"
 
 
 def _fmt(value) -> str:
