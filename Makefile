@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Stage commands (`churn ...`) and dvc resolve from the project's environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test test-fast install lock help
+.PHONY: run test test-fast lint install lock help
 
 run: $(STAMP) ## pull or recreate the raw data, reproduce the pipeline, print a summary
 	churn ensure-data
@@ -21,6 +21,10 @@ test: $(STAMP) ## the whole test suite, end-to-end tests included
 
 test-fast: $(STAMP) ## unit tests only, on every core (pytest-xdist)
 	pytest -m "not e2e" -n auto
+
+lint: $(STAMP) ## ruff on src/ and tests/, mypy --strict on src/
+	ruff check src tests
+	mypy
 
 install: $(STAMP) ## only create/refresh .venv
 
