@@ -9,7 +9,7 @@ what happened, and a future stamp would put rows in windows that have not happen
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from churn.errors import ChurnError
 
@@ -31,8 +31,8 @@ def parse_timestamp(text: str, what: str) -> datetime:
 
 def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def aware_utc(moment: datetime, what: str) -> datetime:
@@ -41,12 +41,12 @@ def aware_utc(moment: datetime, what: str) -> datetime:
         raise ChurnError(f"{what} must be a datetime, got {type(moment).__name__}")
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ChurnError(f"{what} must be timezone-aware (e.g. datetime.now(timezone.utc)), got {moment!r}")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def refuse_future(moment: datetime, what: str, now: datetime | None = None) -> datetime:
     """`moment` unchanged, or ChurnError when it is later than `now` (default: the clock)."""
-    now = datetime.now(timezone.utc) if now is None else as_utc(now)
+    now = datetime.now(UTC) if now is None else as_utc(now)
     if as_utc(moment) > now:
         raise ChurnError(
             f"{what} {as_utc(moment).isoformat()} is in the future (now is {now.isoformat(timespec='seconds')}): "

@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -14,18 +14,18 @@ import pytest
 import yaml
 
 from churn.config import load_params, parse_params
+from churn.core.clean import clean_features
+from churn.core.contract import read_raw_csv, validate_raw
 from churn.data import snapshot
 from churn.data.refresh import build, refresh
 from churn.data.simulate import simulate, write_snapshot
 from churn.deployment.inference_log import append, attach_labels
-from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.io import md5_file
-from churn.core.clean import clean_features
-from churn.core.contract import read_raw_csv, validate_raw
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from tests.conftest import PARAMS_FILE
 
-AS_OF = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 DVC = str(Path(sys.executable).with_name("dvc"))
 
 
@@ -141,7 +141,7 @@ def test_too_few_labels_a_future_time_or_a_modified_snapshot_write_nothing(proje
     with pytest.raises(ChurnError, match=r"only 21 labelled predictions .* \(10 more have no label yet\)"):
         refresh(params_for(project["dir"], min_labelled_rows=22), AS_OF)
     with pytest.raises(ChurnError, match="in the future"):
-        refresh(params, datetime.now(timezone.utc) + timedelta(days=1))
+        refresh(params, datetime.now(UTC) + timedelta(days=1))
     assert (raw.read_bytes(), dvc_file.read_bytes()) == before
     raw.write_text(raw.read_text() + "\n")
     with pytest.raises(ChurnError, match="differs from what"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -12,17 +12,17 @@ import yaml
 
 from churn.cli import main
 from churn.config import parse_params
+from churn.core.clean import clean_features
+from churn.core.contract import validate_raw
 from churn.data.simulate import simulate
 from churn.deployment.inference_log import append, read_labels, read_log
 from churn.deployment.labels import REASONS_COLUMN, label
-from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
-from churn.core.clean import clean_features
-from churn.core.contract import validate_raw
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from tests.conftest import PARAMS_FILE
 
-T0 = datetime(2026, 10, 1, 8, 0, tzinfo=timezone.utc)
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_labels_match_reject_and_supersede(tmp_path, params, logged):
 
     rejected = pd.read_csv(result.rejected_path, dtype=str, keep_default_na=False)
     assert result.rejected_path == tmp_path / "labels.rejected.csv"
-    reasons = dict(zip(rejected["customerID"], rejected[REASONS_COLUMN]))
+    reasons = dict(zip(rejected["customerID"], rejected[REASONS_COLUMN], strict=True))
     assert len(rejected) == 6
     assert "no logged prediction" in reasons["0000-NOSUCH"]
     assert "unknown value 'Maybe'" in reasons[ids[3]]

@@ -31,7 +31,7 @@ and `churn ensure-data` says so when no remote holds it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,12 @@ import numpy as np
 import pandas as pd
 
 from churn.config import Dataset, Params
+from churn.core.clean import clean_features
+from churn.core.contract import ContractError, read_raw_csv, validate_raw
 from churn.data import snapshot
 from churn.deployment import inference_log
 from churn.errors import ChurnError
 from churn.io import md5_file, write_csv
-from churn.core.clean import clean_features
-from churn.core.contract import ContractError, read_raw_csv, validate_raw
 from churn.timestamps import refuse_future
 
 REFRESH_SOURCE = snapshot.REFRESH_SOURCE
@@ -76,7 +76,7 @@ class RefreshResult:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _number_text(values: pd.Series, integer: bool) -> pd.Series:
@@ -204,7 +204,7 @@ def build(params: Params, as_of: datetime, *, log_root: str | Path | None = None
 
 def refresh(params: Params, as_of: datetime | None = None, *, log_root: str | Path | None = None) -> RefreshResult:
     """Build, validate, write, `dvc add` and push the next raw snapshot; see the module docstring."""
-    as_of = datetime.now(timezone.utc) if as_of is None else as_of.astimezone(timezone.utc)
+    as_of = datetime.now(UTC) if as_of is None else as_of.astimezone(UTC)
     refuse_future(as_of, "--as-of")
     raw = params.paths.raw
     previous_md5, meta = snapshot.read_tracked(raw)

@@ -20,7 +20,7 @@ Rejected and unknown rows go to `<input stem>.rejected.csv` beside the input, wi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -90,7 +90,7 @@ def _row_reasons(frame: pd.DataFrame, params: Params, now: datetime) -> tuple[li
     if inference_log.LABELLED_AT in frame.columns:
         raw = frame[inference_log.LABELLED_AT].astype(object)
         times = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")
-        for index, (value, parsed) in enumerate(zip(raw, times)):
+        for index, (value, parsed) in enumerate(zip(raw, times, strict=True)):
             if pd.isna(value) or not str(value).strip():
                 reasons[index].append(f"{inference_log.LABELLED_AT}: missing (leave the column out to use now)")
             elif pd.isna(parsed):
@@ -107,7 +107,7 @@ def label(params: Params, input_path: str | Path, *, log_root: str | Path | None
     """Attach the labels in `input_path` to the inference log; see the module docstring."""
     dataset = params.dataset
     id_column, label_column = dataset.id_column, dataset.label_column
-    now = datetime.now(timezone.utc) if now is None else now.astimezone(timezone.utc)
+    now = datetime.now(UTC) if now is None else now.astimezone(UTC)
     log_root = Path(params.paths.inference_log if log_root is None else log_root)
     input_path = Path(input_path)
 
