@@ -1,8 +1,17 @@
-"""A small trained workspace against a real SQLite MLflow store, for registry tests."""
+"""Registry tests on a real SQLite MLflow store, each test with a registry of its own.
+
+Training is the slow part, so each xdist worker (or a plain run) trains the few models the
+tests need once, in a session-scoped project whose MLflow store becomes a template. Every
+test then gets a fresh copy of that store (the training runs are in it, no registry
+version, no alias) and checks out one of the trained models (model file, verdict and
+dvc.lock, as `dvc checkout` would). No test sees another's registry state, so the tests
+pass in any order (`pytest -p randomly`) and split over workers (`-n 2`).
+"""
 
 from __future__ import annotations
 
-import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,30 +23,34 @@ from churn.io import md5_file
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 2500
+NAME = "churn-classifier"
+
+# Trained once per session: name -> hyperparameters over the workspace's (undertrained) base.
+MODELS = {
+    "base": {},
+    "better": {"max_iter": 120},
+    "weak": {"max_iter": 3, "learning_rate": 0.01, "max_leaf_nodes": 2},  # fails the absolute gates
+}
+CHECKOUT_FILES = ("model", "verdict")
 
 
-class Workspace:
-    """A project directory (the process cwd) whose checkout model can be retrained."""
+def workspace_params() -> Params:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["validate"]["data_checks"].update(min_train_rows=500, min_validation_rows=100)
+    # Deliberately undertrained, so that a later candidate can really be better.
+    raw["train"]["hyperparameters"]["hist_gradient_boosting"].update(max_iter=25, learning_rate=0.05)
+    return parse_params(raw)
 
-    def __init__(self, path: Path, params: Params):
-        self.path = path
-        self.params = params
 
-    def with_train(self, **hyperparameters) -> Params:
-        train = self.params.train
-        merged = {**train.hyperparameters, train.family: {**train.model_params, **hyperparameters}}
-        return self.params.model_copy(update={"train": train.model_copy(update={"hyperparameters": merged})})
+def with_train(params: Params, **hyperparameters) -> Params:
+    train = params.train
+    merged = {**train.hyperparameters, train.family: {**train.model_params, **hyperparameters}}
+    return params.model_copy(update={"train": train.model_copy(update={"hyperparameters": merged})})
 
-    def train(self, params: Params | None = None) -> str:
-        """Train, validate and write dvc.lock's train entry as `dvc repro` would."""
-        from churn.training import stage as train_stage
-        from churn.validation import stage as validate_stage
 
-        params = params or self.params
-        train_stage.run(params)
-        validate_stage.run(params)
-        write_lock(params)
-        return md5_file(params.paths.model)
+def with_section(params: Params, section: str, **changes) -> Params:
+    """`params` with fields of one section (train, validation, registry, ...) replaced."""
+    return params.model_copy(update={section: getattr(params, section).model_copy(update=changes)})
 
 
 def write_lock(params: Params) -> None:
@@ -56,31 +69,124 @@ def write_lock(params: Params) -> None:
     Path("dvc.lock").write_text(yaml.safe_dump(lock))
 
 
-def workspace_params() -> Params:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["validate"]["data_checks"].update(min_train_rows=500, min_validation_rows=100)
-    # Deliberately undertrained, so that a later candidate can really be better.
-    raw["train"]["hyperparameters"]["hist_gradient_boosting"].update(max_iter=25, learning_rate=0.05)
-    return parse_params(raw)
+def train(params: Params) -> str:
+    """Train, validate and write dvc.lock's train entry as `dvc repro` would."""
+    from churn.training import stage as train_stage
+    from churn.validation import stage as validate_stage
+
+    train_stage.run(params)
+    validate_stage.run(params)
+    write_lock(params)
+    return md5_file(params.paths.model)
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Workspace:
+def validate(params: Params) -> None:
+    """Rerun only the validate stage (new gates or threshold over the same model)."""
+    from churn.validation import stage as validate_stage
+
+    validate_stage.run(params)
+
+
+@dataclass
+class Project:
+    path: Path
+    template_db: Path
+    stash: Path
+    md5s: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory) -> Project:
     from churn.prep import stage as prep_stage
 
-    path = tmp_path_factory.mktemp("registry")
-    previous_cwd = Path.cwd()
-    previous_uri = os.environ.get("MLFLOW_TRACKING_URI")
-    os.chdir(path)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{path / 'mlflow.db'}"
-    try:
+    path = tmp_path_factory.mktemp("registry-project")
+    template_db = path / "template.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(path)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{template_db}")
         params = workspace_params()
         write_snapshot(simulate(ROWS, seed=11), params.paths.raw)
         prep_stage.run(params)
-        yield Workspace(path, params)
-    finally:
-        os.chdir(previous_cwd)
-        if previous_uri is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = previous_uri
+        md5s = {}
+        for name, hyperparameters in MODELS.items():
+            md5s[name] = train(with_train(params, **hyperparameters))
+            stash = path / "stash" / name
+            stash.mkdir(parents=True)
+            for key in CHECKOUT_FILES:
+                shutil.copy2(getattr(params.paths, key), stash / key)
+            shutil.copy2("dvc.lock", stash / "dvc.lock")
+    return Project(path, template_db, path / "stash", md5s)
+
+
+class Workspace:
+    """The project directory (the process cwd) with its own registry and one checked-out model."""
+
+    def __init__(self, project: Project, params: Params, db: Path):
+        self.project = project
+        self.path = project.path
+        self.params = params
+        self.db = db
+
+    def checkout(self, name: str) -> str:
+        """Put trained model `name` (file, verdict, dvc.lock) in the workspace; its md5."""
+        stash = self.project.stash / name
+        for key in CHECKOUT_FILES:
+            shutil.copy2(stash / key, getattr(self.params.paths, key))
+        shutil.copy2(stash / "dvc.lock", "dvc.lock")
+        self.params.paths.challenge.unlink(missing_ok=True)
+        return self.project.md5s[name]
+
+    def with_train(self, **hyperparameters) -> Params:
+        return with_train(self.params, **hyperparameters)
+
+    def train(self, params: Params | None = None) -> str:
+        return train(params or self.params)
+
+    def client(self):
+        from churn.registry import versions
+
+        return versions.client(self.params)
+
+    def champion(self):
+        from churn.registry import versions
+
+        return versions.alias_version(self.client(), NAME, versions.CHAMPION)
+
+    def version(self, number):
+        return self.client().get_model_version(NAME, str(number))
+
+    def accept(self, name: str, params: Params | None = None) -> str:
+        """Check out model `name` and run the gate on it; the version it got (must pass)."""
+        from churn.registry.challenge import challenge
+
+        self.checkout(name)
+        result = as_dict(challenge(params or self.params))
+        assert result["verdict"] == "passed", result["reasons"]
+        return str(result["version"])
+
+    def crown(self, name: str, params: Params | None = None) -> str:
+        """Make model `name` the champion through the gate and `churn promote`."""
+        from churn.registry.promotion import promote
+
+        version = self.accept(name, params)
+        promote(params or self.params)
+        return version
+
+
+def as_dict(result) -> dict:
+    """Results as plain dicts, whether a command returns a dict or a dataclass."""
+    import dataclasses
+
+    return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
+
+
+@pytest.fixture
+def workspace(trained_project, tmp_path, monkeypatch) -> Workspace:
+    """A fresh registry (a copy of the template store: runs, no versions) and model `base`."""
+    db = tmp_path / "mlflow.db"
+    shutil.copy2(trained_project.template_db, db)
+    monkeypatch.chdir(trained_project.path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    space = Workspace(trained_project, workspace_params(), db)
+    space.checkout("base")
+    return space

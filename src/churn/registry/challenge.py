@@ -67,6 +67,7 @@ def _record_acceptance(params: Params, mlflow_client, version, result: dict) -> 
         versions.TAG_REASONS: versions.tag_text(result["reasons"]),
         versions.TAG_COMPARISON: versions.tag_text(result["comparison"]),
         versions.TAG_CHAMPION_AT_GATE: str(result["champion_version"] or "none"),
+        versions.TAG_GATE_PARAMS: versions.gate_params_md5(params),
     }
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, str(version.version), key, value)
@@ -86,6 +87,8 @@ def _record_recheck(params: Params, mlflow_client, version, result: dict) -> Non
         versions.TAG_LAST_CHECK: result["verdict"],
         versions.TAG_LAST_CHECK_REASONS: versions.tag_text(result["reasons"]),
         versions.TAG_LAST_CHECK_AT: result["checked_at"],
+        versions.TAG_LAST_CHECK_PARAMS: versions.gate_params_md5(params),
+        versions.TAG_LAST_CHECK_COMPARED_WITH: str(result["champion_version"] or "none"),
     }
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, str(version.version), key, value)

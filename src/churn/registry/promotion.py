@@ -53,6 +53,44 @@ def _refusal_reason(params: Params, model_md5: str) -> str:
     return "it was never accepted by the gate: run `churn challenge` first"
 
 
+def gate_refusal(params: Params, tags: dict, champion: str | None = None, *, compare_champion: bool = True) -> str | None:
+    """Why this version's gate record does not let it become champion, or None.
+
+    Fails closed: the record must exist, say passed (its latest check included), have been
+    made under the gates, threshold, contract and comparison rules in force now, and (for a
+    promotion) have compared the version with the champion it would replace. A rollback
+    restores the champion's predecessor on purpose, so it skips that last condition.
+    """
+    verdict, last_check = tags.get(versions.TAG_VERDICT), tags.get(versions.TAG_LAST_CHECK)
+    if verdict is None:
+        return "it has no gate record (it was not registered by `churn challenge`): run `churn challenge`"
+    if verdict != "passed":
+        return f"its gate verdict is {verdict} {tags.get(versions.TAG_REASONS, '')}".rstrip()
+    if last_check is not None and last_check != "passed":
+        return f"its latest gate check rejected it {tags.get(versions.TAG_LAST_CHECK_REASONS, '')}".rstrip()
+    # The latest record decides: a recheck (new gates, new champion) supersedes the acceptance.
+    recheck = last_check is not None
+    made_under = tags.get(versions.TAG_LAST_CHECK_PARAMS if recheck else versions.TAG_GATE_PARAMS)
+    if made_under != versions.gate_params_md5(params):
+        return (
+            "its gate record is stale: it was made under other gates, threshold, data contract or "
+            "comparison rules than params.yaml sets now; rerun `churn challenge`"
+        )
+    if compare_champion:
+        compared = tags.get(versions.TAG_LAST_CHECK_COMPARED_WITH if recheck else versions.TAG_CHAMPION_AT_GATE)
+        expected = champion or "none"
+        if compared != expected:
+            return (
+                f"its gate record is stale: the gate compared it with {_champion_text(compared)}, but "
+                f"@{versions.CHAMPION} is now {_champion_text(expected)}; rerun `churn challenge`"
+            )
+    return None
+
+
+def _champion_text(version: str | None) -> str:
+    return "no champion" if version in (None, "none") else f"v{version}"
+
+
 def promote(params: Params, model_md5: str | None = None, force: bool = False) -> dict:
     """Point @champion at this checkout's model (or the version holding `model_md5`).
 
@@ -70,11 +108,9 @@ def promote(params: Params, model_md5: str | None = None, force: bool = False) -
         current = versions.alias_version(mlflow_client, name, versions.CHAMPION)
         if current is not None and str(current.version) == number:
             return {"version": number, "previous": current.tags.get(TAG_PREVIOUS), "changed": False}
-        verdict, last_check = tags.get(versions.TAG_VERDICT), tags.get(versions.TAG_LAST_CHECK)
-        if verdict != "passed" or last_check == "rejected":
-            reasons = tags.get(versions.TAG_LAST_CHECK_REASONS if last_check == "rejected" else versions.TAG_REASONS, "")
-            state = "its latest gate check rejected it" if last_check == "rejected" else f"its gate verdict is {verdict or 'missing'}"
-            raise ChurnError(f"refusing to promote {name} v{number}: {state} {reasons}".rstrip())
+        refusal = gate_refusal(params, tags, champion=str(current.version) if current is not None else None)
+        if refusal:
+            raise ChurnError(f"refusing to promote {name} v{number}: {refusal}")
         if tags.get(versions.TAG_ROLLBACK_BLOCKED) == "true" and not force:
             raise ChurnError(
                 f"refusing to promote {name} v{number}: it was rolled back on {tags.get(TAG_ROLLED_BACK_AT, '?')} "
@@ -118,6 +154,17 @@ def rollback(params: Params) -> dict:
                 f"{name} v{current.version} records v{previous} as the previous champion, but that "
                 "version no longer exists: promote a model explicitly instead."
             ) from None
+        refusal = gate_refusal(params, restored.tags, compare_champion=False)
+        if refusal is None and restored.tags.get(versions.TAG_ROLLBACK_BLOCKED) == "true":
+            refusal = (
+                f"it was itself rolled back on {restored.tags.get(TAG_ROLLED_BACK_AT, '?')} by "
+                f"{restored.tags.get(TAG_ROLLED_BACK_BY, '?')}"
+            )
+        if refusal:
+            raise ChurnError(
+                f"refusing to roll {name} back to v{previous}: {refusal}. @{versions.CHAMPION} stays "
+                f"v{current.version}; promote a model explicitly instead."
+            )
         # Alias first: if a tag write fails afterwards, the champion is already the right one.
         mlflow_client.set_registered_model_alias(name, versions.CHAMPION, previous)
         stamp, who, replaced = now(), actor(), str(current.version)
@@ -129,8 +176,6 @@ def rollback(params: Params) -> dict:
         mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_FROM, replaced)
         mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_AT, stamp)
         mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_BY, who)
-        if restored.tags.get(versions.TAG_ROLLBACK_BLOCKED) == "true":
-            mlflow_client.delete_model_version_tag(name, previous, versions.TAG_ROLLBACK_BLOCKED)
     return {"version": previous, "rolled_back_from": str(current.version)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import contextmanager
 from typing import Iterator
@@ -23,8 +24,24 @@ TAG_CHAMPION_AT_GATE = "gate.compared_with"
 TAG_LAST_CHECK = "gate.last_check.verdict"
 TAG_LAST_CHECK_REASONS = "gate.last_check.reasons"
 TAG_LAST_CHECK_AT = "gate.last_check.at"
+# What a gate record was decided under, so promotion can tell a current record from a stale one.
+TAG_GATE_PARAMS = "gate.params_md5"
+TAG_LAST_CHECK_PARAMS = "gate.last_check.params_md5"
+TAG_LAST_CHECK_COMPARED_WITH = "gate.last_check.compared_with"
 TAG_ROLLBACK_BLOCKED = "rollback.blocked"
 MAX_TAG_CHARS = 5000  # MLflow's limit for a tag value
+
+
+def gate_params_md5(params: Params) -> str:
+    """Everything a gate decision depends on besides the model and the champion: the data
+    contract, the absolute gates, the decision threshold and the comparison rules."""
+    relevant = {
+        "dataset": params.dataset.model_dump(mode="json"),
+        "validate": params.validation.model_dump(mode="json"),
+        "decision_threshold": params.train.decision_threshold,
+        "comparison": {metric: rule.model_dump(mode="json") for metric, rule in params.registry.comparison.items()},
+    }
+    return hashlib.md5(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 
 def client(params: Params):
