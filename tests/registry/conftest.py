@@ -127,6 +127,11 @@ class Workspace:
         self.params = params
         self.db = db
 
+    def enter(self, patch: pytest.MonkeyPatch) -> None:
+        """Make this the current project and registry (for the life of `patch`)."""
+        patch.chdir(self.path)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{self.db}")
+
     def checkout(self, name: str) -> str:
         """Put trained model `name` (file, verdict, dvc.lock) in the workspace; its md5."""
         stash = self.project.stash / name
@@ -180,13 +185,16 @@ def as_dict(result) -> dict:
     return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
 
 
-@pytest.fixture
-def workspace(trained_project, tmp_path, monkeypatch) -> Workspace:
+def new_workspace(project: Project, directory: Path, patch: pytest.MonkeyPatch) -> Workspace:
     """A fresh registry (a copy of the template store: runs, no versions) and model `base`."""
-    db = tmp_path / "mlflow.db"
-    shutil.copy2(trained_project.template_db, db)
-    monkeypatch.chdir(trained_project.path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    space = Workspace(trained_project, workspace_params(), db)
+    db = directory / "mlflow.db"
+    shutil.copy2(project.template_db, db)
+    space = Workspace(project, workspace_params(), db)
+    space.enter(patch)
     space.checkout("base")
     return space
+
+
+@pytest.fixture
+def workspace(trained_project, tmp_path, monkeypatch) -> Workspace:
+    return new_workspace(trained_project, tmp_path, monkeypatch)

@@ -1,0 +1,337 @@
+"""The champion comparison's rejections, each provoked on purpose on a real SQLite registry.
+
+Rules: two trained models of one family (`base`, undertrained; `better`) differ on every
+metric by a measured amount. Whichever of them is the candidate, against the other as
+champion, one orientation breaks each rule kind for each metric: a bound one step (1e-6,
+the metrics' rounding) tighter than the measured delta rejects, naming the rule and the
+delta; the measured delta itself as the bound passes.
+
+Fail-closed paths: the champion slot is filled with models that misbehave in one way each
+(NaN scores, too few, duplicated, reordered, rows refused, an exception, a model another
+project logged), and the client is made to fail while reading the alias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+
+from churn.config import ComparisonRule
+from churn.errors import ChurnError
+from churn.registry import versions
+from churn.registry.comparison import compare_with_champion
+
+from .conftest import NAME, new_workspace, with_section
+
+# Every metric the comparison knows (the metrics module's names); params.yaml uses four.
+METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss", "brier")
+KINDS = ("max_drop", "max_increase")
+STEP = 1e-6  # metrics and deltas are rounded to 6 digits
+MIN_GAP = 1e-4  # the pair must differ at least this much on every metric to be a real test
+
+
+def validation_frame(params) -> pd.DataFrame:
+    return pd.read_parquet(params.paths.validation_set)
+
+
+def compare(space, rules: dict[str, dict]):
+    params = with_section(
+        space.params, "registry", comparison={m: ComparisonRule(**rule) for m, rule in rules.items()}
+    )
+    return compare_with_champion(params, space.client(), validation_frame(params))
+
+
+def set_champion(space, version: str) -> None:
+    space.client().set_registered_model_alias(NAME, versions.CHAMPION, version)
+
+
+# ------------------------------------------------------------------------ the rules
+
+
+@dataclass
+class Orientation:
+    candidate: str
+    champion_version: str
+    deltas: dict[str, float]
+
+
+@pytest.fixture(scope="module")
+def pair(trained_project, tmp_path_factory):
+    """Both trained models registered (v1 base, v2 better) and each orientation's deltas."""
+    with pytest.MonkeyPatch.context() as patch:
+        space = new_workspace(trained_project, tmp_path_factory.mktemp("pair"), patch)
+        versions_of = {name: space.accept(name) for name in ("base", "better")}
+        loose = {metric: {"max_drop": 1.0} if metric != "log_loss" else {"max_increase": 100.0} for metric in METRICS}
+        orientations = []
+        for candidate, champion in (("base", "better"), ("better", "base")):
+            space.checkout(candidate)
+            set_champion(space, versions_of[champion])
+            measured = compare(space, loose)
+            assert measured.passed, measured.reasons
+            deltas = {row["metric"]: row["delta"] for row in measured.rows}
+            assert set(deltas) == set(METRICS)
+            for row in measured.rows:
+                assert row["delta"] == round(row["candidate"] - row["champion"], 6)
+            orientations.append(Orientation(candidate, versions_of[champion], deltas))
+        # The deliberate pair: a measurable difference on every metric, opposite ways round.
+        for metric in METRICS:
+            forward, backward = orientations[0].deltas[metric], orientations[1].deltas[metric]
+            assert abs(forward) >= MIN_GAP, f"{metric}: base and better differ by only {forward}"
+            assert forward == pytest.approx(-backward, abs=2 * STEP)
+        yield space, orientations
+
+
+def breaking(orientations, kind: str, metric: str) -> Orientation:
+    """The orientation in which the candidate moves `metric` the way `kind` bounds."""
+    return next(o for o in orientations if (o.deltas[metric] < 0) == (kind == "max_drop"))
+
+
+@pytest.fixture(scope="module")
+def outcomes(pair):
+    """For each rule kind and orientation: the comparison with every breakable rule set
+    one step tighter than the measured delta ("tight"), and exactly at it ("edge")."""
+    space, orientations = pair
+    with pytest.MonkeyPatch.context() as patch:
+        space.enter(patch)
+        results = {}
+        for kind in KINDS:
+            for orientation in orientations:
+                metrics = [m for m in METRICS if breaking(orientations, kind, m) is orientation]
+                if not metrics:
+                    continue
+                space.checkout(orientation.candidate)
+                set_champion(space, orientation.champion_version)
+                for bound in ("tight", "edge"):
+                    slack = STEP if bound == "tight" else 0.0
+                    rules = {m: {kind: abs(orientation.deltas[m]) - slack} for m in metrics}
+                    comparison = compare(space, rules)  # one per (kind, orientation, bound)
+                    for metric in metrics:
+                        results[kind, bound, metric] = (comparison, rules[metric][kind], orientation)
+    return results
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("metric", METRICS)
+def test_a_candidate_beyond_a_rule_is_rejected_with_the_rule_and_the_delta(outcomes, metric, kind):
+    comparison, bound, orientation = outcomes[kind, "tight", metric]
+    delta = orientation.deltas[metric]
+    assert comparison.passed is False
+    assert comparison.champion_version == orientation.champion_version
+    row = next(row for row in comparison.rows if row["metric"] == metric)
+    assert row["delta"] == delta and row["passed"] is False
+    word = "drop" if kind == "max_drop" else "rise"
+    (reason,) = [reason for reason in comparison.reasons if reason.startswith(f"{metric} ")]
+    assert f"delta {delta:+g}" in reason, reason
+    assert f"allowed {word} <= {bound:g}" in reason, reason
+    assert f"vs champion v{orientation.champion_version}" in reason, reason
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("metric", METRICS)
+def test_a_candidate_just_inside_a_rule_passes(outcomes, metric, kind):
+    comparison, bound, orientation = outcomes[kind, "edge", metric]
+    assert bound == abs(orientation.deltas[metric])
+    assert comparison.passed is True, comparison.reasons
+    assert comparison.reasons == []
+    row = next(row for row in comparison.rows if row["metric"] == metric)
+    assert row["passed"] is True and row["delta"] == orientation.deltas[metric]
+
+
+def test_the_configured_rules_are_all_known_metrics(params):
+    assert set(params.registry.comparison) <= set(METRICS)
+
+
+def test_an_unknown_metric_in_the_rules_is_an_error_naming_it(pair, monkeypatch):
+    space, orientations = pair
+    space.enter(monkeypatch)
+    set_champion(space, orientations[0].champion_version)
+    with pytest.raises(ChurnError, match=r"registry\.comparison\.auc_roc: unknown metric"):
+        compare(space, {"auc_roc": {"max_drop": 0.1}})
+
+
+def test_no_champion_leaves_the_decision_to_the_absolute_gates(workspace):
+    result = compare(workspace, {"roc_auc": {"max_drop": 0.0}})
+    assert result.passed is True and result.champion_version is None
+    assert result.reasons == [] and result.rows == []
+    assert "no @champion" in result.note
+
+
+# ------------------------------------------------------------ champions that misbehave
+
+
+@dataclass
+class Batch:
+    scored: pd.DataFrame
+    rejected: pd.DataFrame
+
+
+class Champion(mlflow.pyfunc.PythonModel):
+    """A champion with the servable's interface (`score`, `threshold`) whose answer is wrong
+    in one way. Its honest probability is a fixed function of tenure."""
+
+    threshold = 0.35
+
+    def __init__(self, fault: str):
+        self.fault = fault
+
+    def predict(self, context, model_input, params=None):
+        return self.score(model_input).scored
+
+    def score(self, records: pd.DataFrame, source: str = "input"):
+        ids = records["customerID"].to_numpy()
+        proba = 1.0 / (1.0 + records["tenure"].astype(float).to_numpy() / 12.0)
+        scored = pd.DataFrame({"customerID": ids, "churn_probability": proba})
+        rejected = pd.DataFrame({"customerID": [], "rejection_reasons": []})
+        if self.fault == "nan":
+            scored.loc[scored.index[::7], "churn_probability"] = np.nan
+        elif self.fault == "too_few":
+            scored = scored.iloc[:-3]
+        elif self.fault == "duplicated":
+            scored = pd.concat([scored.iloc[:-1], scored.iloc[:1]], ignore_index=True)
+        elif self.fault == "reordered":
+            scored = scored.iloc[::-1].reset_index(drop=True)
+        elif self.fault == "refuses_rows":
+            rejected = pd.DataFrame({"customerID": ids[:2], "rejection_reasons": ["tenure: below the minimum 0"] * 2})
+            scored = scored.iloc[2:]
+        elif self.fault == "raises":
+            raise RuntimeError("scorer crashed")
+        return Batch(scored, rejected)
+
+
+class Foreign(mlflow.pyfunc.PythonModel):
+    """A pyfunc another project logged: it predicts, but is not a churn servable."""
+
+    def predict(self, context, model_input, params=None):
+        return np.zeros(len(model_input))
+
+
+FAULTS = ("honest", "nan", "too_few", "duplicated", "reordered", "refuses_rows", "raises", "foreign")
+
+
+@pytest.fixture(scope="module")
+def champions(trained_project, tmp_path_factory):
+    """A registry holding one version per fault (none is champion until a test says so)."""
+    with pytest.MonkeyPatch.context() as patch:
+        space = new_workspace(trained_project, tmp_path_factory.mktemp("champions"), patch)
+        numbers = {}
+        space.client()  # points mlflow at this store
+        with mlflow.start_run(run_name="fake champions"):
+            for fault in FAULTS:
+                model = Foreign() if fault == "foreign" else Champion(fault)
+                info = mlflow.pyfunc.log_model(name=fault, python_model=model, pip_requirements=[])
+                numbers[fault] = str(mlflow.register_model(info.model_uri, NAME).version)
+        yield space, numbers
+
+
+@pytest.fixture
+def crowned(champions, monkeypatch):
+    space, numbers = champions
+    space.enter(monkeypatch)
+    space.checkout("base")
+
+    def crown(fault: str):
+        set_champion(space, numbers[fault])
+        return space
+
+    return crown
+
+
+RULES = {"roc_auc": {"max_drop": 1.0}}  # so loose that only a fault can reject
+
+
+def test_an_honest_fake_champion_is_compared(crowned):
+    result = compare(crowned("honest"), RULES)
+    assert result.passed is True, result.reasons
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("nan", "returned no score for some validation rows"),
+        ("too_few", "returned no score for some validation rows"),
+        ("duplicated", "could not be loaded or scored"),
+        ("refuses_rows", "the champion rejects 2 of"),
+        ("raises", "RuntimeError: scorer crashed"),
+        ("foreign", "is not a churn model this project logged"),
+    ],
+)
+def test_a_champion_that_cannot_score_every_row_rejects_the_candidate(crowned, fault, reason):
+    space = crowned(fault)
+    result = compare(space, RULES)
+    assert result.passed is False
+    assert result.champion_version == str(space.champion().version)
+    (text,) = result.reasons
+    assert reason in text, text
+    assert f"champion v{result.champion_version} could not be loaded or scored" in text
+    assert "rejecting" in text
+
+
+def test_reordered_scores_are_matched_to_their_rows_by_id(crowned):
+    # Reordering is not a fault when each score carries its key: the comparison must align
+    # by customer, giving exactly what the same scores in order give.
+    in_order = compare(crowned("honest"), {"roc_auc": {"max_drop": 0.0}, "log_loss": {"max_increase": 0.0}})
+    reordered = compare(crowned("reordered"), {"roc_auc": {"max_drop": 0.0}, "log_loss": {"max_increase": 0.0}})
+    assert reordered.rows == in_order.rows
+    assert reordered.passed == in_order.passed
+    assert [row["champion"] for row in in_order.rows] != [row["candidate"] for row in in_order.rows]
+
+
+# -------------------------------------------------------- a registry that cannot answer
+
+
+class FailingClient:
+    """The real client, except that reading an alias fails as a broken store would."""
+
+    def __init__(self, real, error: Exception):
+        self._real, self._error = real, error
+
+    def get_model_version_by_alias(self, name, alias):
+        raise self._error
+
+    def __getattr__(self, attribute):
+        return getattr(self._real, attribute)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MlflowException("database is locked", error_code=INTERNAL_ERROR),
+        # "not found" answers that are not MLflow's own "no such alias / model" wording
+        MlflowException("404 Not Found (proxy)", error_code=RESOURCE_DOES_NOT_EXIST),
+        MlflowException("alias champion not found", error_code=INTERNAL_ERROR),
+        MlflowException(f"Registered Model with name={NAME} not found", error_code=INVALID_PARAMETER_VALUE),
+    ],
+    ids=["store-error", "bare-404", "alias-text-other-code", "model-text-other-code"],
+)
+def test_a_registry_error_reading_the_champion_rejects(workspace, error):
+    workspace.crown("better")
+    workspace.checkout("base")
+    result = compare_with_champion(
+        workspace.params, FailingClient(workspace.client(), error), validation_frame(workspace.params)
+    )
+    assert result.passed is False
+    (reason,) = result.reasons
+    assert reason.startswith("champion comparison impossible: cannot read alias @champion"), reason
+    assert error.message in reason
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MlflowException("Registered model alias champion not found.", error_code=INVALID_PARAMETER_VALUE),
+        MlflowException(f"Registered Model with name={NAME} not found", error_code=RESOURCE_DOES_NOT_EXIST),
+    ],
+    ids=["no-alias", "no-model"],
+)
+def test_only_mlflows_own_absence_answers_mean_no_champion(workspace, error):
+    result = compare_with_champion(
+        workspace.params, FailingClient(workspace.client(), error), validation_frame(workspace.params)
+    )
+    assert result.passed is True and result.champion_version is None
+    assert "no @champion" in result.note

@@ -1,0 +1,182 @@
+"""No version becomes @champion, by `promote` or by `rollback`, unless its gate record says it
+may: a missing, rejected, stale or rolled-back record refuses, and changes nothing.
+
+Each test builds its registry history from a fresh store (see conftest).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from churn.config import ComparisonRule
+from churn.errors import ChurnError
+from churn.registry import versions
+from churn.registry.challenge import challenge
+from churn.registry.promotion import TAG_PREVIOUS, promote, rollback
+
+from .conftest import NAME, as_dict, validate, with_section
+
+
+def champion_number(space) -> str | None:
+    champion = space.champion()
+    return None if champion is None else str(champion.version)
+
+
+def refuses(action, match: str, space, *args, **kwargs) -> None:
+    """`action` raises a ChurnError matching `match` and leaves the champion alone."""
+    before = champion_number(space)
+    tags_before = {v.version: dict(space.version(v.version).tags) for v in space.client().search_model_versions(f"name = '{NAME}'")}
+    with pytest.raises(ChurnError, match=match):
+        action(*args, **kwargs)
+    assert champion_number(space) == before
+    tags_after = {v.version: dict(space.version(v.version).tags) for v in space.client().search_model_versions(f"name = '{NAME}'")}
+    assert tags_after == tags_before, "a refusal changed the registry"
+
+
+def looser_gates(params):
+    gates = params.validation.gates.model_copy(update={"min_roc_auc": 0.5})
+    return with_section(params, "validation", gates=gates)
+
+
+def other_rules(params):
+    rules = {**params.registry.comparison, "brier": ComparisonRule(max_increase=0.5)}
+    return with_section(params, "registry", comparison=rules)
+
+
+def other_data_checks(params):
+    checks = params.validation.data_checks.model_copy(update={"max_missing_share": 0.5})
+    return with_section(params, "validation", data_checks=checks)
+
+
+def strict_gates(params):
+    gates = params.validation.gates.model_copy(update={"min_roc_auc": 0.99})
+    return with_section(params, "validation", gates=gates)
+
+
+# -------------------------------------------------------------------------- promote
+
+
+def test_a_model_the_gate_never_saw_is_not_promoted(workspace):
+    refuses(promote, "never accepted by the gate: run `churn challenge`", workspace, workspace.params)
+
+
+def test_a_model_the_gate_rejected_is_not_promoted_and_the_reason_is_given(workspace):
+    workspace.checkout("weak")
+    result = as_dict(challenge(workspace.params))
+    assert result["verdict"] == "rejected"
+    refuses(promote, r"rejected by `churn challenge`: .*validation_roc_auc", workspace, workspace.params)
+
+
+def test_a_version_without_a_gate_record_is_not_promoted(workspace):
+    version = workspace.accept("base")
+    workspace.client().delete_model_version_tag(NAME, version, versions.TAG_VERDICT)
+    refuses(promote, f"v{version}: it has no gate record", workspace, workspace.params, force=True)
+
+
+def test_a_version_whose_gate_record_says_rejected_is_not_promoted(workspace):
+    version = workspace.accept("base")
+    client = workspace.client()
+    client.set_model_version_tag(NAME, version, versions.TAG_VERDICT, "rejected")
+    client.set_model_version_tag(NAME, version, versions.TAG_REASONS, "model check validation_recall fails")
+    refuses(promote, "its gate verdict is rejected model check validation_recall fails", workspace,
+            workspace.params, force=True)
+
+
+def test_a_version_whose_latest_check_rejected_it_is_not_promoted(workspace):
+    version = workspace.accept("base")
+    strict = strict_gates(workspace.params)
+    validate(strict)
+    assert as_dict(challenge(strict))["verdict"] == "rejected"
+    refuses(promote, rf"v{version}: its latest gate check rejected it .*validation_roc_auc", workspace, strict, force=True)
+
+
+@pytest.mark.parametrize("change", [looser_gates, other_rules, other_data_checks], ids=lambda f: f.__name__)
+def test_a_version_gated_under_other_params_is_stale_until_rechecked(workspace, change):
+    version = workspace.accept("base")
+    changed = change(workspace.params)
+    validate(changed)  # the absolute verdict is current: only the registry record is stale
+    refuses(promote, f"v{version}: its gate record is stale: it was made under other gates", workspace,
+            changed, force=True)
+    assert as_dict(challenge(changed))["verdict"] == "passed"
+    assert as_dict(promote(changed))["version"] == version
+
+
+def test_a_version_compared_with_another_champion_is_stale_until_rechecked(workspace):
+    first = workspace.accept("base")
+    second = workspace.accept("better")
+    promote(workspace.params, model_md5=workspace.project.md5s["base"])
+    refuses(promote, f"v{second}: .*compared it with no champion, but @champion is now v{first}", workspace,
+            workspace.params, model_md5=workspace.project.md5s["better"], force=True)
+    workspace.checkout("better")
+    assert as_dict(challenge(workspace.params))["champion_version"] == first
+    assert as_dict(promote(workspace.params))["previous"] == first
+
+
+def test_a_rolled_back_version_is_not_promoted_without_force(workspace):
+    workspace.crown("base")
+    second = workspace.crown("better")
+    rollback(workspace.params)
+    refuses(promote, f"v{second}: it was rolled back", workspace, workspace.params)
+    assert as_dict(promote(workspace.params, force=True))["version"] == second
+
+
+def test_a_recheck_that_passes_supersedes_the_acceptance(workspace):
+    # v1 accepted before any champion; v2 then became champion; a recheck of v1 against v2
+    # (a passing one) is the record that counts.
+    loose = with_section(workspace.params, "registry", comparison={"roc_auc": ComparisonRule(max_drop=1.0)})
+    first = workspace.accept("base", loose)
+    second = workspace.crown("better", loose)
+    workspace.checkout("base")
+    assert as_dict(challenge(loose))["champion_version"] == second
+    assert as_dict(promote(loose))["previous"] == second
+    assert champion_number(workspace) == first
+
+
+# ------------------------------------------------------------------------- rollback
+
+
+def two_champions(space, params=None) -> tuple[str, str]:
+    return space.crown("base", params), space.crown("better", params)
+
+
+def test_rollback_refuses_a_previous_version_without_a_gate_record(workspace):
+    first, second = two_champions(workspace)
+    workspace.client().delete_model_version_tag(NAME, first, versions.TAG_VERDICT)
+    refuses(rollback, f"refusing to roll {NAME} back to v{first}: it has no gate record", workspace, workspace.params)
+    assert versions.TAG_ROLLBACK_BLOCKED not in workspace.version(second).tags
+
+
+def test_rollback_refuses_a_previous_version_the_gate_has_since_rejected(workspace):
+    first, second = two_champions(workspace)
+    strict = strict_gates(workspace.params)
+    workspace.checkout("base")
+    validate(strict)
+    assert as_dict(challenge(strict))["verdict"] == "rejected"
+    refuses(rollback, f"back to v{first}: its latest gate check rejected it", workspace, strict)
+    assert champion_number(workspace) == second
+
+
+def test_rollback_refuses_a_previous_version_gated_under_other_params(workspace):
+    first, second = two_champions(workspace)
+    refuses(rollback, f"back to v{first}: its gate record is stale", workspace, looser_gates(workspace.params))
+    # Under the params it was gated with, the same rollback goes through.
+    assert as_dict(rollback(workspace.params)) == {"version": first, "rolled_back_from": second}
+
+
+def test_rollback_refuses_a_previous_version_that_was_itself_rolled_back(workspace):
+    loose = with_section(workspace.params, "registry", comparison={"roc_auc": ComparisonRule(max_drop=1.0)})
+    first, second = two_champions(workspace, loose)
+    workspace.checkout("base")
+    challenge(loose)  # recheck v1 against v2, then promote it back on top of v2
+    assert as_dict(promote(loose))["previous"] == second
+    assert as_dict(rollback(loose)) == {"version": second, "rolled_back_from": first}
+    # v2's own predecessor is v1, which was just rolled back: not restored silently.
+    assert workspace.version(second).tags[TAG_PREVIOUS] == first
+    refuses(rollback, f"back to v{first}: it was itself rolled back", workspace, loose)
+    assert champion_number(workspace) == second
+
+
+def test_rollback_restores_a_previous_version_whose_record_is_current(workspace):
+    first, second = two_champions(workspace)
+    assert as_dict(rollback(workspace.params)) == {"version": first, "rolled_back_from": second}
+    assert workspace.version(second).tags[versions.TAG_ROLLBACK_BLOCKED] == "true"
