@@ -10,6 +10,8 @@ pass in any order (`pytest -p randomly`) and split over workers (`-n 2`).
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,15 +97,19 @@ class Project:
     md5s: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def trained_project(tmp_path_factory) -> Project:
+# Set to a directory to keep the trained project between pytest sessions (`make mutation`
+# runs the registry tests once per mutant; retraining each time would dominate). Only the
+# training is reused: every session still works in a copy, with fresh registries.
+CACHE_ENV = "CHURN_TEST_REGISTRY_CACHE"
+
+
+def build_project(path: Path) -> dict[str, str]:
+    """Simulate, prep and train every model in MODELS at `path`; stash each checkout."""
     from churn.prep import stage as prep_stage
 
-    path = tmp_path_factory.mktemp("registry-project")
-    template_db = path / "template.db"
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(path)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{template_db}")
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'template.db'}")
         params = workspace_params()
         write_snapshot(simulate(ROWS, seed=11), params.paths.raw)
         prep_stage.run(params)
@@ -115,7 +121,39 @@ def trained_project(tmp_path_factory) -> Project:
             for key in CHECKOUT_FILES:
                 shutil.copy2(getattr(params.paths, key), stash / key)
             shutil.copy2("dvc.lock", stash / "dvc.lock")
-    return Project(path, template_db, path / "stash", md5s)
+    (path / "md5s.json").write_text(json.dumps(md5s))
+    return md5s
+
+
+def cached_project(cache: Path) -> Path:
+    import fcntl
+
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = cache / "project"
+        if not (built / "md5s.json").is_file():
+            shutil.rmtree(built, ignore_errors=True)
+            built.mkdir()
+            build_project(built)
+    return built
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory) -> Project:
+    cache = os.environ.get(CACHE_ENV)
+    if cache:
+        built = cached_project(Path(cache))
+    else:
+        built = tmp_path_factory.mktemp("registry-build")
+        build_project(built)
+    # Tests write the checkout (model, verdict, dvc.lock, reports): a working copy of the
+    # project's files per session. The template store and its artifacts stay read-only.
+    path = tmp_path_factory.mktemp("registry-project")
+    for item in ("data", "stash"):
+        shutil.copytree(built / item, path / item)
+    md5s = json.loads((built / "md5s.json").read_text())
+    return Project(path, built / "template.db", path / "stash", md5s)
 
 
 class Workspace:
@@ -136,7 +174,9 @@ class Workspace:
         """Put trained model `name` (file, verdict, dvc.lock) in the workspace; its md5."""
         stash = self.project.stash / name
         for key in CHECKOUT_FILES:
-            shutil.copy2(stash / key, getattr(self.params.paths, key))
+            target = Path(getattr(self.params.paths, key))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(stash / key, target)
         shutil.copy2(stash / "dvc.lock", "dvc.lock")
         self.params.paths.challenge.unlink(missing_ok=True)
         return self.project.md5s[name]
@@ -198,3 +238,42 @@ def new_workspace(project: Project, directory: Path, patch: pytest.MonkeyPatch) 
 @pytest.fixture
 def workspace(trained_project, tmp_path, monkeypatch) -> Workspace:
     return new_workspace(trained_project, tmp_path, monkeypatch)
+
+
+def set_champion(space: Workspace, version: str) -> None:
+    """Point @champion at `version` directly (test setup, not a promotion)."""
+    from churn.registry import versions
+
+    space.client().set_registered_model_alias(NAME, versions.CHAMPION, str(version))
+
+
+def validation_frame(params: Params):
+    import pandas as pd
+
+    return pd.read_parquet(params.paths.validation_set)
+
+
+@pytest.fixture(scope="module")
+def champions(trained_project, tmp_path_factory):
+    """A registry holding one fake champion per fault (see champions.py), none crowned."""
+    from .champions import log_champions
+
+    with pytest.MonkeyPatch.context() as patch:
+        space = new_workspace(trained_project, tmp_path_factory.mktemp("champions"), patch)
+        space.client()  # points mlflow at this store
+        yield space, log_champions(NAME)
+
+
+@pytest.fixture
+def crowned(champions, monkeypatch):
+    """crowned(fault): this module's fake-champion registry, with that fault as @champion
+    and model `base` checked out as the candidate."""
+    space, numbers = champions
+    space.enter(monkeypatch)
+    space.checkout("base")
+
+    def crown(fault: str) -> Workspace:
+        set_champion(space, numbers[fault])
+        return space
+
+    return crown

@@ -15,19 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mlflow
-import numpy as np
-import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
 from churn.config import ComparisonRule
 from churn.errors import ChurnError
-from churn.registry import versions
 from churn.registry.comparison import compare_with_champion
 
-from .conftest import NAME, new_workspace, with_section
+from .conftest import NAME, new_workspace, set_champion, validation_frame, with_section
 
 # Every metric the comparison knows (the metrics module's names); params.yaml uses four.
 METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss", "brier")
@@ -36,19 +32,11 @@ STEP = 1e-6  # metrics and deltas are rounded to 6 digits
 MIN_GAP = 1e-4  # the pair must differ at least this much on every metric to be a real test
 
 
-def validation_frame(params) -> pd.DataFrame:
-    return pd.read_parquet(params.paths.validation_set)
-
-
 def compare(space, rules: dict[str, dict]):
     params = with_section(
         space.params, "registry", comparison={m: ComparisonRule(**rule) for m, rule in rules.items()}
     )
     return compare_with_champion(params, space.client(), validation_frame(params))
-
-
-def set_champion(space, version: str) -> None:
-    space.client().set_registered_model_alias(NAME, versions.CHAMPION, version)
 
 
 # ------------------------------------------------------------------------ the rules
@@ -165,83 +153,6 @@ def test_no_champion_leaves_the_decision_to_the_absolute_gates(workspace):
 # ------------------------------------------------------------ champions that misbehave
 
 
-@dataclass
-class Batch:
-    scored: pd.DataFrame
-    rejected: pd.DataFrame
-
-
-class Champion(mlflow.pyfunc.PythonModel):
-    """A champion with the servable's interface (`score`, `threshold`) whose answer is wrong
-    in one way. Its honest probability is a fixed function of tenure."""
-
-    threshold = 0.35
-
-    def __init__(self, fault: str):
-        self.fault = fault
-
-    def predict(self, context, model_input, params=None):
-        return self.score(model_input).scored
-
-    def score(self, records: pd.DataFrame, source: str = "input"):
-        ids = records["customerID"].to_numpy()
-        proba = 1.0 / (1.0 + records["tenure"].astype(float).to_numpy() / 12.0)
-        scored = pd.DataFrame({"customerID": ids, "churn_probability": proba})
-        rejected = pd.DataFrame({"customerID": [], "rejection_reasons": []})
-        if self.fault == "nan":
-            scored.loc[scored.index[::7], "churn_probability"] = np.nan
-        elif self.fault == "too_few":
-            scored = scored.iloc[:-3]
-        elif self.fault == "duplicated":
-            scored = pd.concat([scored.iloc[:-1], scored.iloc[:1]], ignore_index=True)
-        elif self.fault == "reordered":
-            scored = scored.iloc[::-1].reset_index(drop=True)
-        elif self.fault == "refuses_rows":
-            rejected = pd.DataFrame({"customerID": ids[:2], "rejection_reasons": ["tenure: below the minimum 0"] * 2})
-            scored = scored.iloc[2:]
-        elif self.fault == "raises":
-            raise RuntimeError("scorer crashed")
-        return Batch(scored, rejected)
-
-
-class Foreign(mlflow.pyfunc.PythonModel):
-    """A pyfunc another project logged: it predicts, but is not a churn servable."""
-
-    def predict(self, context, model_input, params=None):
-        return np.zeros(len(model_input))
-
-
-FAULTS = ("honest", "nan", "too_few", "duplicated", "reordered", "refuses_rows", "raises", "foreign")
-
-
-@pytest.fixture(scope="module")
-def champions(trained_project, tmp_path_factory):
-    """A registry holding one version per fault (none is champion until a test says so)."""
-    with pytest.MonkeyPatch.context() as patch:
-        space = new_workspace(trained_project, tmp_path_factory.mktemp("champions"), patch)
-        numbers = {}
-        space.client()  # points mlflow at this store
-        with mlflow.start_run(run_name="fake champions"):
-            for fault in FAULTS:
-                model = Foreign() if fault == "foreign" else Champion(fault)
-                info = mlflow.pyfunc.log_model(name=fault, python_model=model, pip_requirements=[])
-                numbers[fault] = str(mlflow.register_model(info.model_uri, NAME).version)
-        yield space, numbers
-
-
-@pytest.fixture
-def crowned(champions, monkeypatch):
-    space, numbers = champions
-    space.enter(monkeypatch)
-    space.checkout("base")
-
-    def crown(fault: str):
-        set_champion(space, numbers[fault])
-        return space
-
-    return crown
-
-
 RULES = {"roc_auc": {"max_drop": 1.0}}  # so loose that only a fault can reject
 
 
@@ -259,6 +170,7 @@ def test_an_honest_fake_champion_is_compared(crowned):
         ("refuses_rows", "the champion rejects 2 of"),
         ("raises", "RuntimeError: scorer crashed"),
         ("foreign", "is not a churn model this project logged"),
+        ("deleted", "could not be loaded or scored"),
     ],
 )
 def test_a_champion_that_cannot_score_every_row_rejects_the_candidate(crowned, fault, reason):

@@ -148,3 +148,24 @@ def test_check_rounds_value():
     check = Check.compare("x", "model", 0.12345678, ">=", 0.1)
     assert check.value == 0.123457
     assert isinstance(check.passed, bool)
+
+
+def test_each_split_is_checked_under_its_own_name(dataset):
+    checks = data_checks(_frame(dataset, 100, 0.05), _frame(dataset, 100, 0.3), dataset, LIMITS)
+    rates = {(c.name, c.op): c for c in checks if c.name.endswith("_positive_rate")}
+    assert set(rates) == {(f"{s}_positive_rate", op) for s in ("train", "validation") for op in (">=", "<=")}
+    assert rates["train_positive_rate", ">="].value == 0.05 and not rates["train_positive_rate", ">="].passed
+    assert rates["validation_positive_rate", ">="].value == 0.3
+
+
+def test_empty_frames_record_finite_values(dataset):
+    # The verdict is JSON: an empty split must not put NaN in it (strict JSON has no NaN).
+    import json
+
+    empty = _frame(dataset, 0, 0.0)
+    checks = data_checks(empty, empty, dataset, LIMITS)
+    by_key = {(c.name, c.op): c for c in checks}
+    assert by_key["train_positive_rate", ">="].value == 0.0
+    assert by_key["validation_positive_rate", "<="].value == 0.0
+    assert not [c for c in checks if c.name.startswith("missing_share.")]
+    json.dumps(verdict(checks), allow_nan=False)
