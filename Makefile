@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Stage commands (`churn ...`) and dvc resolve from the project's environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test test-fast lint install lock help
+.PHONY: run test test-fast lint install lock help mutation
 
 run: $(STAMP) ## pull or recreate the raw data, reproduce the pipeline, print a summary
 	churn ensure-data
@@ -25,6 +25,13 @@ test-fast: $(STAMP) ## unit tests only, on every core (pytest-xdist)
 lint: $(STAMP) ## ruff on src/ and tests/, mypy --strict on src/
 	ruff check src tests
 	mypy
+
+# Mutation testing of the code that decides what ships (gates, verdict, champion comparison,
+# promotion, data contract, model-file allow-list). Slow, so not part of `make test`; the
+# weekly Mutation workflow runs it. The registry tests reuse one trained project throughout.
+mutation: $(STAMP) ## mutation testing of the safety-critical modules (slow; fails on a surviving mutant)
+	rm -rf mutants
+	CHURN_TEST_REGISTRY_CACHE=$(CURDIR)/.mutation-cache $(BIN)/python -m tests.mutation.run
 
 install: $(STAMP) ## only create/refresh .venv
 

@@ -309,7 +309,7 @@ def test_the_checks_below_catch_unknown_commands():
 
 def test_ci_definitions_exist():
     names = {path.name for path in WORKFLOWS}
-    assert {"pr.yml", "main.yml", "pr-comment.yml"} <= names, names
+    assert {"pr.yml", "main.yml", "pr-comment.yml", "mutation.yml"} <= names, names
     assert AZURE.is_file()
 
 
@@ -338,6 +338,7 @@ def test_every_churn_subcommand_exists_in_the_cli():
                                       ("churn", "report")}),
         (".github/workflows/main.yml", {("make", "install"), ("make", "test"), ("make", "run"),
                                         ("churn", "challenge"), ("churn", "promote"), ("churn", "summary")}),
+        (".github/workflows/mutation.yml", {("make", "install"), ("make", "mutation")}),
         ("azure-pipelines.yml", {("make", "install"), ("make", "test"), ("make", "run"), ("churn", "gate"),
                                  ("churn", "report"), ("churn", "challenge"), ("churn", "promote")}),
     ],
@@ -590,3 +591,24 @@ def test_azure_pipeline_stages():
             tasks = [step.get("task") for step in job["steps"]]
             assert "UsePythonVersion@0" in tasks
     assert "MLFLOW_TRACKING_URI" in AZURE.read_text()
+
+
+def test_mutation_workflow():
+    path = _workflow("mutation.yml")
+    doc = _load(path)
+    triggers = _triggers(doc)
+    assert {"schedule", "workflow_dispatch", "push"} <= set(triggers)
+    (cron,) = [entry["cron"] for entry in triggers["schedule"]]
+    assert len(cron.split()) == 5 and cron.split()[2:4] == ["*", "*"] and cron.split()[4] != "*", (
+        f"not weekly: {cron}"
+    )
+    assert triggers["push"] == {"tags": ["v*"]}, "runs before a release (a version tag), on nothing else"
+    assert doc["permissions"] == {}
+    (job,) = _jobs(path).values()
+    assert job["permissions"] == {"contents": "read"}
+    scripts = "\n".join(s for _, s in shell_scripts(job))
+    assert ("make", "mutation") in set(invocations(scripts))
+    # The run must fail the job: no `|| true`, no continue-on-error on the mutation step.
+    step = next(s for s in _steps(job) if "make mutation" in str(s.get("run", "")))
+    assert "||" not in step["run"] and not step.get("continue-on-error")
+    assert "secrets." not in path.read_text()

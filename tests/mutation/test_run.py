@@ -1,0 +1,80 @@
+"""The mutation-testing verdict: every in-scope mutant killed or reviewed as equivalent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.mutation.run import EQUIVALENT, Equivalent, in_scope, judge, parse_results, patterns, read_equivalents
+
+RESULTS = """\
+    churn.registry.promotion.x_promote__mutmut_1: killed
+    churn.registry.promotion.x_promote__mutmut_2: timeout
+    churn.registry.promotion.x_rollback__mutmut_7: survived
+    churn.validation.stage.x_run__mutmut_3: survived
+    churn.training.model_io.x_canonicalize__mutmut_9: no tests
+    churn.training.model_io.x_load_model__mutmut_4: no tests
+"""
+
+
+def diff(name: str) -> str:
+    return {"churn.registry.promotion.x_rollback__mutmut_7": "        previous = None"}.get(name, "")
+
+
+def test_survivors_in_scope_fail_and_out_of_scope_functions_do_not_count():
+    verdict = judge(parse_results(RESULTS), [], diff)
+    assert not verdict.passed
+    assert verdict.problems == [
+        "churn.registry.promotion.x_rollback__mutmut_7: survived",
+        "churn.training.model_io.x_load_model__mutmut_4: no tests",
+    ]
+    assert verdict.counts["churn.registry.promotion"] == {"total": 3, "killed": 2, "survived": 1}
+    assert verdict.counts["churn.validation.stage"]["total"] == 0  # run() is out of scope
+
+
+def test_a_reviewed_equivalent_is_excused_only_while_it_still_writes_that_line():
+    results = "    churn.registry.promotion.x_rollback__mutmut_7: survived\n"
+    entry = Equivalent("churn.registry.promotion.x_rollback__mutmut_7", "previous = None", "why")
+    assert judge(parse_results(results), [entry], diff).passed
+    moved = Equivalent(entry.name, "previous = current", "why")
+    (problem,) = judge(parse_results(results), [moved], diff).problems
+    assert "no longer does" in problem
+
+
+def test_stale_entries_fail():
+    results = "    churn.registry.promotion.x_rollback__mutmut_7: killed\n"
+    entries = [Equivalent("churn.registry.promotion.x_rollback__mutmut_7", "x", "why"),
+               Equivalent("churn.registry.promotion.x_gone__mutmut_1", "x", "why")]
+    problems = judge(parse_results(results), entries, diff).problems
+    assert any("a test kills it now" in p for p in problems)
+    assert any("not a mutant in scope" in p for p in problems)
+
+
+def test_no_results_is_a_failure_not_a_pass():
+    assert not judge({}, [], diff).passed
+
+
+def test_the_reviewed_file_parses_and_names_only_mutants_in_scope():
+    entries = read_equivalents()
+    assert entries and all(in_scope(e.name) for e in entries), entries
+    assert all(e.why.strip() for e in entries)
+
+
+def test_a_malformed_entry_is_refused(tmp_path):
+    bad = tmp_path / "equivalent.md"
+    bad.write_text("- `churn.registry.promotion.x_promote__mutmut_1`: no mutated line given\n")
+    with pytest.raises(SystemExit, match="expected"):
+        read_equivalents(bad)
+    assert EQUIVALENT.is_file()
+
+
+def test_the_scope_matches_the_files_mutmut_mutates():
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["tool"]["mutmut"]
+    files = {path.removeprefix("src/").removesuffix(".py").replace("/", ".") for path in config["only_mutate"]}
+    modules = {pattern.split(".x_")[0].removesuffix(".*") for pattern in patterns()}
+    assert modules == files
+    for path in config["only_mutate"]:
+        assert (Path(__file__).resolve().parents[2] / path).is_file(), path
