@@ -23,7 +23,7 @@ class Batch:
 
 
 class Champion(mlflow.pyfunc.PythonModel):
-    threshold = 0.35
+    threshold = 0.5  # not the candidate's (0.35): the comparison must use the champion's own
 
     def __init__(self, fault: str):
         self.fault = fault
@@ -31,9 +31,13 @@ class Champion(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         return self.score(model_input).scored
 
+    @staticmethod
+    def probability(records: pd.DataFrame) -> np.ndarray:
+        return 1.0 / (1.0 + records["tenure"].astype(float).to_numpy() / 12.0)
+
     def score(self, records: pd.DataFrame, source: str = "input") -> Batch:
         ids = records["customerID"].to_numpy()
-        proba = 1.0 / (1.0 + records["tenure"].astype(float).to_numpy() / 12.0)
+        proba = self.probability(records)
         scored = pd.DataFrame({"customerID": ids, "churn_probability": proba})
         rejected = pd.DataFrame({"customerID": [], "rejection_reasons": []})
         if self.fault == "nan":
@@ -45,7 +49,7 @@ class Champion(mlflow.pyfunc.PythonModel):
         elif self.fault == "reordered":
             scored = scored.iloc[::-1].reset_index(drop=True)
         elif self.fault == "refuses_rows":
-            reasons = ["tenure: below the minimum 0"] * 2
+            reasons = [f"tenure: below the minimum 0 (in {source})"] * 2
             rejected = pd.DataFrame({"customerID": ids[:2], "rejection_reasons": reasons})
             scored = scored.iloc[2:]
         elif self.fault == "raises":

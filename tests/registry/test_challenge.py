@@ -76,3 +76,72 @@ def test_a_champion_that_cannot_be_compared_rejects(crowned, fault):
     assert result["verdict"] == "rejected"
     assert any("could not be loaded or scored" in text for text in result["reasons"]), result["reasons"]
     assert result["version"] is None
+
+
+def test_the_gate_record_on_the_version_and_the_training_run(workspace):
+    champion = workspace.crown("base")
+    workspace.checkout("better")
+    result = as_dict(challenge(workspace.params))
+    assert result["verdict"] == "passed" and result["champion_version"] == champion
+    assert result["model_md5"] == workspace.project.md5s["better"]
+    assert result["registered_model"] == NAME
+    assert result["checked_at"].endswith("+00:00") and len(result["checked_at"]) == 25
+    version = workspace.version(result["version"])
+    tags = version.tags
+    assert tags["gate.verdict"] == "passed" and tags["gate.compared_with"] == champion
+    assert json.loads(tags["gate.comparison"]) == result["comparison"]
+    assert json.loads(tags["gate.reasons"]) == []
+    description = version.description.splitlines()
+    assert description[0] == f"Gate: **passed** ({result['checked_at']})"
+    assert f"Compared with champion v{champion}:" in description
+    assert any(line.startswith("| roc_auc |") for line in description), description
+    assert "challenger" in version.aliases
+    # The training run that logged the model carries the outcome too.
+    import mlflow
+
+    runs = mlflow.search_runs(filter_string=f"tags.`dvc.model_md5` = '{result['model_md5']}'", output_format="list")
+    assert runs and all(run.data.tags["gate.verdict"] == "passed" for run in runs)
+    assert all(json.loads(run.data.tags["gate.reasons"]) == [] for run in runs)
+
+
+def test_a_first_version_records_that_no_champion_was_compared(workspace):
+    result = as_dict(challenge(workspace.params))
+    version = workspace.version(result["version"])
+    assert version.tags["gate.compared_with"] == "none"
+    lines = version.description.splitlines()
+    assert lines[1] == result["note"] and "no @champion" in lines[1]
+    assert not any(line.startswith("Compared with") for line in lines)
+
+
+def test_a_rejected_recheck_is_recorded_beside_the_acceptance_and_drops_challenger(workspace):
+    first = workspace.accept("base")
+    assert "challenger" in workspace.version(first).aliases
+    gates = workspace.params.validation.gates.model_copy(update={"min_roc_auc": 0.99})
+    strict = with_section(workspace.params, "validation", gates=gates)
+    from .conftest import validate
+
+    validate(strict)
+    result = as_dict(challenge(strict))
+    assert result["verdict"] == "rejected" and result["version"] == first
+    version = workspace.version(first)
+    assert "challenger" not in version.aliases
+    tags = version.tags
+    assert tags["gate.verdict"] == "passed"  # the acceptance stays
+    assert tags["gate.last_check.verdict"] == "rejected"
+    assert "validation_roc_auc" in tags["gate.last_check.reasons"]
+    assert tags["gate.last_check.at"] == result["checked_at"]
+    assert tags["gate.last_check.compared_with"] == "none"
+    # and the run says the latest outcome
+    import mlflow
+
+    runs = mlflow.search_runs(filter_string=f"tags.`dvc.model_md5` = '{result['model_md5']}'", output_format="list")
+    assert runs and all(run.data.tags["gate.verdict"] == "rejected" for run in runs)
+
+
+def test_a_rejected_candidate_says_why_and_is_not_compared(workspace):
+    workspace.crown("base")
+    workspace.checkout("weak")
+    result = as_dict(challenge(workspace.params))
+    assert result["verdict"] == "rejected" and result["comparison"] == []
+    assert result["note"] == "absolute gates failed: not compared with the champion"
+    assert result["champion_version"] is None

@@ -23,6 +23,7 @@ from churn.config import ComparisonRule
 from churn.errors import ChurnError
 from churn.registry.comparison import compare_with_champion
 
+from .champions import Champion
 from .conftest import NAME, new_workspace, set_champion, validation_frame, with_section
 
 # Every metric the comparison knows (the metrics module's names); params.yaml uses four.
@@ -114,6 +115,8 @@ def test_a_candidate_beyond_a_rule_is_rejected_with_the_rule_and_the_delta(outco
     row = next(row for row in comparison.rows if row["metric"] == metric)
     assert row["delta"] == delta and row["passed"] is False
     word = "drop" if kind == "max_drop" else "rise"
+    assert row["allowed"] == f"{word} <= {bound:g}"
+    assert row["candidate"] - row["champion"] == pytest.approx(delta, abs=1e-9)
     (reason,) = [reason for reason in comparison.reasons if reason.startswith(f"{metric} ")]
     assert f"delta {delta:+g}" in reason, reason
     assert f"allowed {word} <= {bound:g}" in reason, reason
@@ -167,7 +170,8 @@ def test_an_honest_fake_champion_is_compared(crowned):
         ("nan", "returned no score for some validation rows"),
         ("too_few", "returned no score for some validation rows"),
         ("duplicated", "could not be loaded or scored"),
-        ("refuses_rows", "the champion rejects 2 of"),
+        ("refuses_rows", "the champion rejects 2 of 500 validation rows (e.g. tenure: below the minimum 0 "
+                         "(in the candidate's validation set))"),
         ("raises", "RuntimeError: scorer crashed"),
         ("foreign", "is not a churn model this project logged"),
         ("deleted", "could not be loaded or scored"),
@@ -247,3 +251,16 @@ def test_only_mlflows_own_absence_answers_mean_no_champion(workspace, error):
     )
     assert result.passed is True and result.champion_version is None
     assert "no @champion" in result.note
+
+
+def test_the_champion_is_judged_at_its_own_threshold(crowned):
+    from sklearn.metrics import precision_score, recall_score
+
+    space = crowned("honest")
+    frame = validation_frame(space.params)
+    result = compare(space, {"recall": {"max_drop": 1.0}, "precision": {"max_drop": 1.0}})
+    labels = frame[space.params.dataset.label_column].to_numpy()
+    predicted = Champion.probability(frame) >= Champion.threshold
+    rows = {row["metric"]: row for row in result.rows}
+    assert rows["recall"]["champion"] == round(recall_score(labels, predicted), 6)
+    assert rows["precision"]["champion"] == round(precision_score(labels, predicted), 6)

@@ -6,6 +6,8 @@ Each test builds its registry history from a fresh store (see conftest).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from churn.config import ComparisonRule
@@ -180,3 +182,112 @@ def test_rollback_restores_a_previous_version_whose_record_is_current(workspace)
     first, second = two_champions(workspace)
     assert as_dict(rollback(workspace.params)) == {"version": first, "rolled_back_from": second}
     assert workspace.version(second).tags[versions.TAG_ROLLBACK_BLOCKED] == "true"
+
+
+# ----------------------------------------------------------------- who, when, which
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"GITHUB_ACTOR": "gh", "BUILD_REQUESTEDFOR": "az", "GITLAB_USER_LOGIN": "gl", "USER": "me"}, "gh"),
+        ({"BUILD_REQUESTEDFOR": "az", "GITLAB_USER_LOGIN": "gl", "USER": "me"}, "az"),
+        ({"GITLAB_USER_LOGIN": "gl", "USER": "me"}, "gl"),
+        ({"USER": "me"}, "me"),
+        ({"GITHUB_ACTOR": "", "USER": "me"}, "me"),
+    ],
+)
+def test_the_actor_is_the_ci_user_first(monkeypatch, variables, expected):
+    from churn.registry.promotion import actor
+
+    for name in ("GITHUB_ACTOR", "BUILD_REQUESTEDFOR", "GITLAB_USER_LOGIN", "USER"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert actor() == expected
+
+
+def test_without_any_variable_the_actor_is_the_login_or_unknown(monkeypatch):
+    import getpass
+
+    from churn.registry.promotion import actor
+
+    for name in ("GITHUB_ACTOR", "BUILD_REQUESTEDFOR", "GITLAB_USER_LOGIN", "USER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(getpass, "getuser", lambda: "login")
+    assert actor() == "login"
+
+    def no_user():
+        raise KeyError("uid not in passwd")
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    assert actor() == "unknown"
+
+
+def test_promotion_records_who_when_from_which_commit_and_what_it_replaced(workspace, monkeypatch):
+    import re
+
+    first = workspace.crown("base")
+    monkeypatch.setenv("GITHUB_ACTOR", "release-bot")
+    monkeypatch.setenv("GITHUB_SHA", "c0ffee")
+    second = workspace.accept("better")
+    assert as_dict(promote(workspace.params)) == {"version": second, "previous": first, "changed": True}
+    tags = workspace.version(second).tags
+    assert tags["promotion.by"] == "release-bot" and tags["promotion.commit"] == "c0ffee"
+    assert tags[TAG_PREVIOUS] == first
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", tags["promotion.at"]), tags["promotion.at"]
+    # Idempotent: promoting the champion again reports it unchanged, with its predecessor.
+    assert as_dict(promote(workspace.params)) == {"version": second, "previous": first, "changed": False}
+
+
+def test_without_a_ci_commit_the_promotion_records_the_checkouts_commit(workspace, monkeypatch):
+    from churn.training import tracking
+
+    monkeypatch.delenv("GITHUB_SHA", raising=False)
+    monkeypatch.setattr(tracking, "git_commit", lambda: "abc123")
+    workspace.crown("base")
+    assert workspace.champion().tags["promotion.commit"] == "abc123"
+
+
+def test_rollback_records_who_and_when_on_both_versions(workspace, monkeypatch):
+    first, second = two_champions(workspace)
+    monkeypatch.setenv("GITHUB_ACTOR", "oncall")
+    rollback(workspace.params)
+    restored, replaced = workspace.version(first), workspace.version(second)
+    assert replaced.tags["rollback.by"] == restored.tags["rollback.by"] == "oncall"
+    assert replaced.tags["rollback.at"] == restored.tags["rollback.at"]
+    assert restored.tags["rollback.from_version"] == second
+    assert "champion" in restored.aliases and "champion" not in replaced.aliases
+
+
+def test_rollback_to_a_version_deleted_since_is_refused(workspace):
+    first, second = two_champions(workspace)
+    workspace.client().delete_model_version(NAME, first)
+    with pytest.raises(ChurnError, match=f"records v{first} as the previous champion, but that version no longer exists"):
+        rollback(workspace.params)
+    assert champion_number(workspace) == second
+
+
+def test_rollback_without_a_champion_is_refused(workspace):
+    with pytest.raises(ChurnError, match="has no @champion: nothing to roll back"):
+        rollback(workspace.params)
+
+
+def test_a_rejection_report_for_another_model_does_not_explain_this_one(workspace):
+    # reports/challenge.json says the weak model was rejected; the checkout is another model
+    workspace.params.paths.challenge.write_text(
+        json.dumps({"model_md5": workspace.project.md5s["weak"], "verdict": "rejected", "reasons": ["x"]})
+    )
+    refuses(promote, "never accepted by the gate", workspace, workspace.params)
+
+
+def test_which_names_the_version_its_aliases_and_verdict(workspace):
+    from churn.registry.promotion import which
+
+    version = workspace.crown("base")
+    answer = as_dict(which(workspace.params))
+    assert answer == {"model_md5": workspace.project.md5s["base"], "version": version,
+                      "aliases": ["champion"], "verdict": "passed"}
+    workspace.checkout("better")
+    assert as_dict(which(workspace.params)) == {"model_md5": workspace.project.md5s["better"], "version": None,
+                                                "aliases": []}
