@@ -265,3 +265,40 @@ def test_header_only_file_breaks_the_contract(tmp_path, raw_csv_text, dataset):
         validate_raw(read_raw_csv(path), dataset)
     assert len(info.value.failures) == 1
     assert "no data rows" in info.value.failures[0].check
+
+
+def test_read_raw_csv_keeps_na_like_text_and_reads_only_empty_cells_as_missing(tmp_path, raw_csv_text):
+    # "NA", "None" and "null" are text to the contract (an unknown level), never silently
+    # missing; only an empty cell is missing.
+    lines = raw_csv_text.splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("PaymentMethod")] = "NA"
+    row[header.index("gender")] = "None"
+    row[header.index("TotalCharges")] = ""
+    path = tmp_path / "raw.csv"
+    path.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    frame = read_raw_csv(path)
+    assert frame.loc[0, "PaymentMethod"] == "NA"
+    assert frame.loc[0, "gender"] == "None"
+    assert pd.isna(frame.loc[0, "TotalCharges"])
+
+
+@pytest.mark.parametrize(
+    ("check", "meaning"),
+    [
+        ("field_uniqueness", "duplicate values"),
+        ("unique", "duplicate values"),
+        ("coerce_dtype('float64')", "wrong type"),
+        ("dtype('float64')", "wrong type"),
+        ("greater_than_or_equal_to(0)", "below the minimum 0"),
+        ("less_than_or_equal_to(1000)", "above the maximum 1000"),
+        ("isin(['Yes', 'No'])", "unknown value (allowed: ['Yes', 'No'])"),
+        ("not_nullable", "missing values"),
+        ("is_integer", "is_integer"),
+    ],
+)
+def test_pandera_check_names_read_as_plain_words(check, meaning):
+    from churn.core.contract import _check_name
+
+    assert _check_name(check) == meaning

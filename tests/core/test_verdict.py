@@ -103,3 +103,52 @@ def test_unknown_verdict_value(tmp_path, model, value):
 def test_passed_with_reasons_is_not_a_pass(tmp_path, model):
     path = _verdict(tmp_path, verdict="passed", reasons=["something failed"], model_md5=_md5())
     assert read_verdict(path, model)[0] is False
+
+
+def test_rejected_without_reasons_says_so(tmp_path, model):
+    path = _verdict(tmp_path, verdict="rejected", reasons=[], model_md5=_md5())
+    assert read_verdict(path, model) == (False, ["rejected without a recorded reason"])
+
+
+def _params():
+    from churn.config import load_params
+    from tests.conftest import PARAMS_FILE
+
+    return load_params(PARAMS_FILE)
+
+
+def test_a_verdict_made_under_the_current_params_applies(tmp_path, model):
+    from churn.core.verdict import verdict_params_md5
+
+    params = _params()
+    path = _verdict(tmp_path, verdict="passed", reasons=[], model_md5=_md5(), params_md5=verdict_params_md5(params))
+    assert read_verdict(path, model, params) == (True, [])
+
+
+@pytest.mark.parametrize("stored", ["0" * 32, None])
+def test_a_verdict_made_under_other_params_is_stale(tmp_path, model, stored):
+    content = dict(verdict="passed", reasons=[], model_md5=_md5())
+    if stored is not None:
+        content["params_md5"] = stored
+    path = _verdict(tmp_path, **content)
+    passed, reasons = read_verdict(path, model, _params())
+    assert passed is False
+    assert reasons == [f"verdict {path} was made under other params (gates, threshold or dataset): rerun `dvc repro`"]
+    assert read_verdict(path, model) == (True, [])  # without params, staleness is not checked
+
+
+def test_the_verdict_params_are_the_gates_threshold_and_dataset():
+    from churn.core.verdict import verdict_params_md5
+
+    params = _params()
+    base = verdict_params_md5(params)
+    gates = params.validation.gates.model_copy(update={"min_roc_auc": 0.5})
+    changed = {
+        "gates": params.model_copy(update={"validation": params.validation.model_copy(update={"gates": gates})}),
+        "threshold": params.model_copy(update={"train": params.train.model_copy(update={"decision_threshold": 0.4})}),
+        "dataset": params.model_copy(update={"dataset": params.dataset.model_copy(update={"name": "other"})}),
+    }
+    for what, other in changed.items():
+        assert verdict_params_md5(other) != base, what
+    same = params.model_copy(update={"train": params.train.model_copy(update={"seed": 7})})
+    assert verdict_params_md5(same) == base, "training knobs do not change what the verdict means"

@@ -30,12 +30,12 @@ EQUIVALENT = Path(__file__).with_name("equivalent.md")
 # is tested, but not held to every mutant.
 SCOPE: dict[str, tuple[str, ...]] = {
     "churn.validation.gates": ("*",),
-    "churn.validation.stage": ("read_verdict", "verdict_params_md5"),
+    "churn.core.verdict": ("*",),
     "churn.registry.comparison": ("*",),
     "churn.registry.challenge": ("*",),
     "churn.registry.promotion": ("*",),
-    "churn.prep.contract": ("*",),
-    "churn.training.model_io": ("_is_trusted", "_read", "trusted_types_of", "load_model"),
+    "churn.core.contract": ("*",),
+    "churn.core.model_file": ("_is_trusted", "_read", "trusted_types_of", "load_model"),
 }
 DETECTED = {"killed", "timeout", "caught by type check"}
 ENTRY = re.compile(r"^- `(?P<name>[^`]+)` \u2014 `(?P<line>[^`]+)`: (?P<why>\S.*)$")

@@ -13,8 +13,8 @@ RESULTS = """\
     churn.registry.promotion.x_promote__mutmut_2: timeout
     churn.registry.promotion.x_rollback__mutmut_7: survived
     churn.validation.stage.x_run__mutmut_3: survived
-    churn.training.model_io.x_canonicalize__mutmut_9: no tests
-    churn.training.model_io.x_load_model__mutmut_4: no tests
+    churn.core.model_file.x_canonicalize__mutmut_9: no tests
+    churn.core.model_file.x_load_model__mutmut_4: no tests
 """
 
 
@@ -26,11 +26,12 @@ def test_survivors_in_scope_fail_and_out_of_scope_functions_do_not_count():
     verdict = judge(parse_results(RESULTS), [], diff)
     assert not verdict.passed
     assert verdict.problems == [
+        "churn.core.model_file.x_load_model__mutmut_4: no tests",
         "churn.registry.promotion.x_rollback__mutmut_7: survived",
-        "churn.training.model_io.x_load_model__mutmut_4: no tests",
     ]
     assert verdict.counts["churn.registry.promotion"] == {"total": 3, "killed": 2, "survived": 1}
-    assert verdict.counts["churn.validation.stage"]["total"] == 0  # run() is out of scope
+    assert "churn.validation.stage" not in verdict.counts  # the validate stage is out of scope
+    assert verdict.counts["churn.core.model_file"]["total"] == 1  # canonicalize() is out of scope
 
 
 def test_a_reviewed_equivalent_is_excused_only_while_it_still_writes_that_line():

@@ -241,7 +241,7 @@ def test_promotion_records_who_when_from_which_commit_and_what_it_replaced(works
 
 
 def test_without_a_ci_commit_the_promotion_records_the_checkouts_commit(workspace, monkeypatch):
-    from churn.training import tracking
+    from churn.core import tracking
 
     monkeypatch.delenv("GITHUB_SHA", raising=False)
     monkeypatch.setattr(tracking, "git_commit", lambda: "abc123")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from contextlib import contextmanager
 from typing import Iterator
 
 from churn.config import Params
 from churn.errors import ChurnError
-from churn.io import read_json
+from churn.io import content_md5, read_json
 from churn.registry.checkout import CheckoutModel, ensure_locked
 from churn.core import tracking
 from churn.servable import runs
@@ -35,13 +34,14 @@ MAX_TAG_CHARS = 5000  # MLflow's limit for a tag value
 def gate_params_md5(params: Params) -> str:
     """Everything a gate decision depends on besides the model and the champion: the data
     contract, the absolute gates, the decision threshold and the comparison rules."""
-    relevant = {
-        "dataset": params.dataset.model_dump(mode="json"),
-        "validate": params.validation.model_dump(mode="json"),
-        "decision_threshold": params.train.decision_threshold,
-        "comparison": {metric: rule.model_dump(mode="json") for metric, rule in params.registry.comparison.items()},
-    }
-    return hashlib.md5(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+    return content_md5(
+        {
+            "dataset": params.dataset.model_dump(mode="json"),
+            "validate": params.validation.model_dump(mode="json"),
+            "decision_threshold": params.train.decision_threshold,
+            "comparison": {metric: rule.model_dump(mode="json") for metric, rule in params.registry.comparison.items()},
+        }
+    )
 
 
 def client(params: Params):
