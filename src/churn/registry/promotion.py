@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from churn.config import Params
@@ -53,7 +54,9 @@ def _refusal_reason(params: Params, model_md5: str) -> str:
     return "it was never accepted by the gate: run `churn challenge` first"
 
 
-def gate_refusal(params: Params, tags: dict, champion: str | None = None, *, compare_champion: bool = True) -> str | None:
+def gate_refusal(
+    params: Params, tags: Mapping[str, str], champion: str | None = None, *, compare_champion: bool = True
+) -> str | None:
     """Why this version's gate record does not let it become champion, or None.
 
     Fails closed: the record must exist, say passed (its latest check included), have been
