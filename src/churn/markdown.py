@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 
-def table(rows: pd.DataFrame | list[dict]) -> str:
+def table(rows: pd.DataFrame | list[dict[str, Any]]) -> str:
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     if frame.empty:
         return ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from churn.errors import ChurnError
 
@@ -22,7 +23,7 @@ def run_tool(
     timeout: float = 600,
     text: bool = True,
     missing_ok: bool = False,
-) -> subprocess.CompletedProcess | None:
+) -> subprocess.CompletedProcess[Any] | None:
     """Run a tool and capture its output; the caller reads returncode.
 
     A tool that is not on PATH raises ChurnError naming the fix (or returns None with

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn import metrics as skm
 
 DIGITS = 6  # rounding keeps metric files byte-stable across float noise in the last bits
 
 
-def classification_metrics(y_true, proba, threshold: float) -> dict[str, float]:
+def classification_metrics(y_true: ArrayLike, proba: ArrayLike, threshold: float) -> dict[str, float]:
     y_true = np.asarray(y_true)
     proba = np.asarray(proba, dtype=float)
     predicted = (proba >= threshold).astype(int)

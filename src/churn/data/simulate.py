@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 import pandas as pd
 
 from churn.config import DriftScenario
@@ -275,7 +276,8 @@ def _check_drift(drift: DriftScenario) -> None:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    result: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return result
 
 
 def _categorical(rng: np.random.Generator, utilities: list[np.ndarray]) -> np.ndarray:
@@ -301,7 +303,8 @@ def _tenure(rng: np.random.Generator, contract: np.ndarray, loyalty: np.ndarray)
     # A few signed-but-not-yet-billed customers, mostly on long contracts as in the real table.
     unbilled = rng.random(len(contract)) < np.array([0.0003, 0.002, 0.005])[contract]
     months[unbilled] = 0
-    return months
+    result: np.ndarray = months
+    return result
 
 
 def _structural_codes(flag: np.ndarray, applicable: np.ndarray) -> np.ndarray:
@@ -345,7 +348,7 @@ def _format_total(total: np.ndarray, tenure: np.ndarray) -> np.ndarray:
     return text
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
+def _mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
     """splitmix64 finaliser: a cheap, well-spread hash of uint64 values."""
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -356,7 +359,7 @@ def _customer_ids(n: int, seed: int, drift: DriftScenario | None) -> np.ndarray:
     """A keyed bijection of row numbers onto "dddd-LLLLL" codes: unique by construction."""
     keys = np.random.SeedSequence([seed, _ID_STREAM]).generate_state(_FEISTEL_ROUNDS, np.uint64)
     half = _ID_SPACE // 2
-    index = np.arange(n, dtype=np.uint64)
+    index: NDArray[np.uint64] = np.arange(n, dtype=np.uint64)
     if drift is not None:
         # The same permutation on the other half of the code space: drifted IDs can never
         # collide with the baseline's, and the drift seed picks where in that half they start.
@@ -364,8 +367,8 @@ def _customer_ids(n: int, seed: int, drift: DriftScenario | None) -> np.ndarray:
         start = int(offset.generate_state(1, np.uint64)[0]) % half
         index = np.uint64(half) + (index + np.uint64(start)) % np.uint64(half)
     radix_digits, radix_letters = np.uint64(_DIGITS), np.uint64(_LETTERS)
-    digits = index % radix_digits
-    letters = index // radix_digits
+    digits: NDArray[np.uint64] = index % radix_digits
+    letters: NDArray[np.uint64] = index // radix_digits
     # An unbalanced Feistel network on the mixed radix (10^4, 26^5): each round adds a keyed
     # hash of one half to the other modulo its own radix, which is invertible whatever the hash.
     with np.errstate(over="ignore"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -28,27 +29,27 @@ def dvc_file(raw: Path) -> Path:
     return raw.with_name(raw.name + ".dvc")
 
 
-def _dvc(*args: str) -> subprocess.CompletedProcess:
+def _dvc(*args: str) -> subprocess.CompletedProcess[str]:
     result = run_tool(["dvc", *args])
     assert result is not None  # run_tool returns None only with missing_ok
     return result
 
 
-def simulated_meta(n_customers: int, seed: int, drift: DriftScenario | None) -> dict:
+def simulated_meta(n_customers: int, seed: int, drift: DriftScenario | None) -> dict[str, Any]:
     meta = {"source": SIMULATOR_SOURCE, "n_customers": n_customers, "seed": seed}
     if drift is not None:
         meta["drift"] = drift.model_dump()
     return meta
 
 
-def simulate_to(path: Path, meta: dict) -> None:
+def simulate_to(path: Path, meta: dict[str, Any]) -> None:
     from churn.data.simulate import simulate, write_snapshot
 
     drift = DriftScenario(**meta["drift"]) if meta.get("drift") else None
     write_snapshot(simulate(meta["n_customers"], meta["seed"], drift), path)
 
 
-def track(raw: Path, meta: dict | None) -> None:
+def track(raw: Path, meta: dict[str, Any] | None) -> None:
     """`dvc add` the file, record how it was made, and push it to the default remote."""
     result = _dvc("add", "--quiet", str(raw))
     if result.returncode:
@@ -67,14 +68,14 @@ def track(raw: Path, meta: dict | None) -> None:
         print(f"warning: `dvc push {path}` failed, the snapshot is only in the local cache: {push.stderr.strip()}")
 
 
-def own_data_meta(source: str) -> dict:
+def own_data_meta(source: str) -> dict[str, Any]:
     """Provenance of a snapshot that did not come from the simulator."""
     if not source.strip():
         raise ChurnError("say where the data came from: --source 'IBM Telco download, 2026-11-29'")
     return {"source": source.strip()}
 
 
-def read_tracked(raw: Path) -> tuple[str, dict]:
+def read_tracked(raw: Path) -> tuple[str, dict[str, Any]]:
     path = dvc_file(raw)
     if not path.is_file():
         raise ChurnError(

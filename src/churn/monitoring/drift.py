@@ -42,7 +42,7 @@ def drift_summary(
     sample_size: int,
     seed: int,
     drift_share: float,
-) -> dict:
+) -> dict[str, Any]:
     """Per-column drift (evidently's default stattest per column) and the dataset verdict.
 
     `reference_rows` / `current_rows` are the rows actually compared (after sampling,

@@ -8,6 +8,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -16,7 +17,7 @@ from churn.errors import ChurnError
 from churn.tools import run_tool
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
     result = run_tool(args)
     assert result is not None  # run_tool returns None only with missing_ok
     return result
@@ -30,35 +31,36 @@ def resolve(ref: str) -> str:
             f"base ref {ref!r} is not in this clone: fetch it (`git fetch origin <branch>`; in CI "
             "check out with fetch-depth: 0)."
         )
-    return result.stdout.strip()
+    return str(result.stdout).strip()
 
 
-def dvc_json(*args: str) -> dict:
+def dvc_json(*args: str) -> dict[str, Any]:
     result = _run("dvc", *args, "--json")
     if result.returncode:
         raise ChurnError(f"`dvc {' '.join(args)}` failed: {result.stderr.strip()[:500]}")
     text = result.stdout.strip()
-    return json.loads(text) if text else {}
+    loaded: dict[str, Any] = json.loads(text) if text else {}
+    return loaded
 
 
 def dvc_markdown(*args: str) -> str:
     result = _run("dvc", *args, "--md")
     if result.returncode:
         raise ChurnError(f"`dvc {' '.join(args)}` failed: {result.stderr.strip()[:500]}")
-    return result.stdout.strip()
+    return str(result.stdout).strip()
 
 
-def params_diff(base: str) -> tuple[dict, str]:
+def params_diff(base: str) -> tuple[dict[str, Any], str]:
     changes = dvc_json("params", "diff", base)
     return changes, (dvc_markdown("params", "diff", base) if changes else "")
 
 
-def metrics_diff(base: str) -> dict:
+def metrics_diff(base: str) -> dict[str, Any]:
     """{file: {metric: {"old", "new", "diff"}}}, unchanged metrics included."""
     return dvc_json("metrics", "diff", base, "--all")
 
 
-def data_diff(base: str) -> dict:
+def data_diff(base: str) -> dict[str, Any]:
     return dvc_json("diff", base)
 
 
@@ -85,7 +87,7 @@ def dvc_read(path: str | Path, base: str, errors: list[str] | None = None) -> by
 
     try:
         with dvc.api.open(str(path), rev=base, mode="rb") as handle:
-            return handle.read()
+            return bytes(handle.read())
     except Exception as exc:  # DVC raises many types here; the caller reports the reason
         if errors is not None:
             errors.append(f"{exc.__class__.__name__}: {str(exc).strip()[:200]}")
@@ -98,7 +100,7 @@ def row_count(path: str, data: bytes | None) -> int | None:
     if path.endswith(".parquet"):
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+        return int(pq.ParquetFile(io.BytesIO(data)).metadata.num_rows)
     if path.endswith(".csv"):
         lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
         return max(lines - 1, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -11,7 +12,7 @@ from churn.io import atomic_path
 LABELS = ["no_churn", "churn"]
 
 
-def _figure():
+def _figure() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # no display on CI runners
@@ -20,7 +21,7 @@ def _figure():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Any, path: Path) -> Path:
     # Atomic, and with a fixed PNG "Software" tag instead of a version-dependent one.
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})

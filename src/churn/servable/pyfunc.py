@@ -10,20 +10,25 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import mlflow.pyfunc
 import pandas as pd
+import mlflow.pyfunc
+from mlflow.pyfunc.model import PythonModel
 
 import churn
 from churn.config import Dataset
 from churn.servable.scoring import PREDICTION, PROBABILITY, ScoredBatch, score_records
 
+if TYPE_CHECKING:
+    from mlflow.models.model import ModelInfo
+
 MODEL_ARTIFACT = "model"
 SERVING_ARTIFACT = "serving_config"
 
 
-class ChurnModel(mlflow.pyfunc.PythonModel):
-    def load_context(self, context) -> None:
+class ChurnModel(PythonModel):
+    def load_context(self, context: Any) -> None:
         from churn.core.model_file import load_model
 
         self.model = load_model(context.artifacts[MODEL_ARTIFACT])
@@ -36,8 +41,9 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
     # The pd.DataFrame hint tells MLflow to pass records through untouched: the data
     # contract, not MLflow's type inference, validates them.
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from mlflow.exceptions import INVALID_PARAMETER_VALUE, MlflowException
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
         from churn.errors import ChurnError
 
@@ -60,7 +66,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         return batch.scored[[self.dataset.id_column, PROBABILITY, PREDICTION]].reset_index(drop=True)
 
 
-def input_schema(dataset: Dataset, ColSpec, AnyType, Schema):
+def input_schema(dataset: Dataset, ColSpec: Any, AnyType: Any, Schema: Any) -> Any:
     """Named columns of any type: MLflow's own type check would refuse a blank-free batch
     (TotalCharges then reads as numbers) before the contract could answer row by row."""
     columns = [ColSpec(AnyType(), name) for name in [*dataset.key_columns, *dataset.feature_columns]]
@@ -76,7 +82,7 @@ def log_churn_model(
     input_example: pd.DataFrame,
     pip_requirements: list[str],
     name: str = "model",
-):
+) -> ModelInfo:
     """Log the servable model into the active run; returns MLflow's ModelInfo."""
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types.schema import AnyType, ColSpec, Schema
@@ -93,7 +99,7 @@ def log_churn_model(
         wrapper = ChurnModel()
         wrapper.model, wrapper.dataset, wrapper.threshold = load_model(model_bytes), dataset, threshold
         output_example = wrapper.predict(None, input_example)
-        return mlflow.pyfunc.log_model(
+        info: ModelInfo = mlflow.pyfunc.log_model(
             name=name,
             python_model=str(Path(__file__).with_name("model_code.py")),
             artifacts={MODEL_ARTIFACT: str(model_path), SERVING_ARTIFACT: str(config_path)},
@@ -105,3 +111,4 @@ def log_churn_model(
             input_example=input_example,
             pip_requirements=pip_requirements,
         )
+        return info

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
 import pandas as pd
 
 from churn.config import Dataset
@@ -22,7 +24,7 @@ class ScoredBatch:
     rejected: pd.DataFrame
 
 
-def score_records(model, dataset: Dataset, threshold: float, raw: pd.DataFrame, source: str = "input") -> ScoredBatch:
+def score_records(model: Any, dataset: Dataset, threshold: float, raw: pd.DataFrame, source: str = "input") -> ScoredBatch:
     valid, rejected = validate_rows(raw, dataset, source=source)
     features = clean_features(valid, dataset)
     if len(features):
