@@ -47,7 +47,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -277,10 +277,8 @@ def optuna_callback(tracker: Tracker, *, direction_word: str = "best") -> Callab
 
     def callback(study: Any, trial: Any) -> None:
         tracker.advance(1)
-        try:
+        with suppress(ValueError):  # no completed trial yet (all pruned or failed)
             tracker.note(f"{direction_word} {study.best_value:.4f}")
-        except ValueError:  # no completed trial yet (all pruned or failed)
-            pass
 
     return callback
 
@@ -329,7 +327,6 @@ def _close_bar(tracker: Tracker, line: str | None, *, always: bool = False) -> N
 
 def _new_bars() -> Progress:
     from rich.console import Console
-    from rich.table import Column
     from rich.progress import (
         BarColumn,
         Progress,
@@ -337,6 +334,7 @@ def _new_bars() -> Progress:
         SpinnerColumn,
         TextColumn,
     )
+    from rich.table import Column
     from rich.text import Text
 
     class Counts(ProgressColumn):
