@@ -206,6 +206,88 @@ class Refresh(_Strict):
     min_labelled_rows: int = Field(1000, gt=0)
 
 
+# --- monitoring (`churn monitor`) ------------------------------------------------------
+
+
+class MonitorBaseline(_Strict):
+    # champion: the @champion's training set (drift) and validation set (calibration),
+    # found through the md5s its registry version carries. file: a table you name.
+    source: Literal["champion", "file"] = "champion"
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _file_given(self) -> "MonitorBaseline":
+        if self.source == "file" and self.file is None:
+            raise ValueError("source: file needs file: <path of a .parquet or .csv baseline>")
+        return self
+
+
+class MonitorDrift(_Strict):
+    numeric_bins: int = Field(20, ge=2, le=1000)
+    # Up to this many rows on the smaller side a statistical test decides (KS, chi-squared,
+    # drift when p < its threshold); above it a distance does (as evidently's defaults).
+    test_max_rows: int = Field(1000, ge=0)
+    wasserstein: float = Field(0.1, gt=0)
+    jensenshannon: float = Field(0.1, gt=0)
+    ks: float = Field(0.05, gt=0, lt=1)
+    chisquare: float = Field(0.05, gt=0, lt=1)
+
+
+class MonitorRetrain(_Strict):
+    granularity: str = "1 day"
+    last_n: int = Field(5, ge=1)
+    min_violations: int = Field(3, ge=1)
+    # A metric that is null (no labels, no estimate) never counts as a violation.
+    max_drifted_share: float | None = Field(0.3, ge=0, le=1)
+    max_estimated_roc_auc_drop: float | None = Field(0.05, ge=0)
+    max_roc_auc_drop: float | None = Field(0.05, ge=0)
+    max_positive_rate_shift: float | None = Field(0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> "MonitorRetrain":
+        if self.min_violations > self.last_n:
+            raise ValueError(f"min_violations ({self.min_violations}) cannot exceed last_n ({self.last_n})")
+        return self
+
+
+class MonitorPaths(_Strict):
+    profile: Path = Path("data/monitoring/profile_metrics.parquet")
+    drift: Path = Path("data/monitoring/drift_metrics.parquet")
+    state_dir: Path = Path("data/monitoring/state")
+    dashboard: Path = Path("reports/monitoring.html")
+    drill_down: Path = Path("reports/monitoring_latest_drift.html")
+    verdict: Path = Path("reports/monitor_verdict.json")
+
+
+class Monitor(_Strict):
+    granularities: list[str] = ["1 day", "1 week"]
+    min_rows: int = Field(200, ge=1)
+    slices: list[str] = []
+    baseline: MonitorBaseline = MonitorBaseline()
+    drift: MonitorDrift = MonitorDrift()
+    retrain: MonitorRetrain = MonitorRetrain()
+    paths: MonitorPaths = MonitorPaths()
+    drill_down_sample: int = Field(20000, gt=0)  # rows per side fed to evidently
+
+    @model_validator(mode="after")
+    def _parse(self) -> "Monitor":
+        # Imported here: config must stay importable without the monitoring package's deps.
+        from churn.monitoring.slices import check_expression
+        from churn.monitoring.windows import parse_granularity
+
+        if not self.granularities:
+            raise ValueError("granularities must name at least one window size, e.g. ['1 day']")
+        for text in [*self.granularities, self.retrain.granularity]:
+            parse_granularity(text)
+        if self.retrain.granularity not in self.granularities:
+            raise ValueError(f"retrain.granularity {self.retrain.granularity!r} must be one of granularities")
+        if len(set(self.slices)) != len(self.slices):
+            raise ValueError("slices are listed more than once")
+        for expression in self.slices:
+            check_expression(expression)
+        return self
+
+
 class Params(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -222,6 +304,7 @@ class Params(_Strict):
     validation: Validate = Field(Validate(), alias="validate")
     evaluate: Evaluate = Evaluate()
     refresh: Refresh = Refresh()
+    monitor: Monitor = Monitor()
 
 
 DEFAULT_PARAMS = Path("params.yaml")

@@ -1,0 +1,319 @@
+"""`churn monitor`: window the inference log, update the profile and drift tables.
+
+Only windows whose log partitions (files, or the labels matching their ids) changed are
+re-read and re-aggregated; drift is recomputed for every window from the stored sketches,
+which is cheap. When nothing changed nothing is written, so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churn.config import Params
+from churn.deployment import inference_log
+from churn.errors import ChurnError
+from churn.io import write_parquet
+from churn.monitoring import baseline as baseline_module
+from churn.monitoring import estimate, source, state as state_module, tables
+from churn.monitoring.aggregate import CALIBRATED, ColumnSpec, aggregate, sketch
+from churn.monitoring.slices import check_expression, mask
+from churn.monitoring.windows import Granularity, parse_granularity
+
+log = logging.getLogger("churn.monitor")
+PROBABILITY = inference_log.PROBABILITY
+PREDICTION = inference_log.PREDICTION
+MODEL_VERSION = inference_log.MODEL_VERSION
+
+
+@dataclass(frozen=True)
+class BaselineSummary:
+    source: str | None
+    problem: str | None  # why there is none
+    roc_auc: float | None  # realised on the labelled reference
+    positive_rate: float | None  # predicted positive rate on the baseline
+    estimate_note: str | None  # why there is no label-free estimate
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    profile: pd.DataFrame
+    drift: pd.DataFrame
+    baseline: BaselineSummary
+    windows: int
+    recomputed: int
+    rows_read: int
+    future_rows: int
+    duplicate_labels: int
+    unknown_label_ids: int
+    up_to_date: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Window:
+    granularity: Granularity
+    start: pd.Timestamp
+    days: list[date]
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return self.start + self.granularity.width
+
+    @property
+    def key(self) -> str:
+        return state_module.window_key(self.granularity.text, self.start)
+
+
+def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
+    settings, dataset = params.monitor, params.dataset
+    root = Path(params.paths.inference_log)
+    now_ts = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("UTC")
+    for expression in settings.slices:
+        try:
+            check_expression(expression, dataset.feature_columns)
+        except ValueError as exc:
+            raise ChurnError(f"monitor.slices: {exc}") from None
+
+    listing = source.partition_files(root)
+    if not listing:
+        raise ChurnError(
+            f"the inference log {root} holds no scored rows: score a batch with `churn predict` first "
+            "(or set paths.inference_log); there is nothing to monitor"
+        )
+    found, summary = _baseline(params)
+    calibration = estimate.fit(found.reference if found else None, found.reference_note if found else summary.problem)
+    summary = BaselineSummary(
+        summary.source, summary.problem, calibration.reference_roc_auc, summary.positive_rate, calibration.note
+    )
+    spec = _spec(params, found)
+    baseline_std = {c: float(found.frame[c].std()) for c in spec.edges} if found else {}
+
+    directory = settings.paths.state_dir
+    old = state_module.load(directory)
+    new = state_module.State(
+        settings=state_module.digest([
+            settings.granularities, settings.slices, settings.drift.numeric_bins,
+            dataset.feature_columns, dataset.positive_label, state_module.FORMAT,
+        ]),
+        baseline=found.key if found else "",
+    )
+    everything = new.settings != old.settings or new.baseline != old.baseline
+
+    labels = source.read_labels(root, dataset)
+    new.labels = labels.fingerprint
+    labels_changed = everything or labels.fingerprint != old.labels
+    matched = np.zeros(len(labels.latest), dtype=bool)
+    for day, files in listing.items():
+        previous = old.partitions.get(day.isoformat(), {})
+        entry = {"files": [list(f) for f in files]}
+        if labels_changed or previous.get("files") != entry["files"]:
+            entry["labels"], hits = source.label_digest(root, day, dataset, labels)
+            matched |= hits
+        else:
+            entry["labels"] = previous.get("labels", "")
+        entry["future"] = previous.get("future", 0) if previous.get("files") == entry["files"] else 0
+        new.partitions[day.isoformat()] = entry
+    new.unknown_label_ids = int((~matched).sum()) if labels_changed else old.unknown_label_ids
+
+    windows = _windows(settings.granularities, sorted(listing))
+    for window in windows:
+        parts = [new.partitions[d.isoformat()] for d in window.days]
+        stamp = [window.key, [d.isoformat() for d in window.days], parts]
+        if any(part.get("future") for part in parts):
+            stamp.append(now_ts.isoformat())  # rows stamped in the future: read again next time
+        new.windows[window.key] = state_module.digest(stamp)
+    old_sketches = None if everything else state_module.load_sketches(directory)
+    old_profile = None if everything else _read_table(settings.paths.profile)
+    if old_profile is not None:
+        # Gap rows (no model version) are regenerated from the windows every run.
+        old_profile = old_profile[old_profile[MODEL_VERSION].notna()]
+    if old_sketches is None or old_profile is None:
+        everything = True
+    dirty = [w for w in windows if everything or old.windows.get(w.key) != new.windows[w.key]]
+    gone = set(old.windows) - set(new.windows)
+    up_to_date = not dirty and not gone and not labels_changed and settings.paths.drift.is_file()
+
+    if up_to_date:
+        profile, drift = old_profile, _read_table(settings.paths.drift)
+        assert profile is not None and drift is not None
+        return MonitorResult(
+            profile, drift, summary, len(windows), 0, 0, 0, labels.duplicates, new.unknown_label_ids, True,
+            _warnings(summary, new, labels.duplicates),
+        )
+
+    profile_parts, sketch_parts, rows_read, future_rows = _compute(
+        params, root, dirty, labels, calibration, spec, now_ts, new
+    )
+    keep = {w.key for w in windows} - {w.key for w in dirty}
+    if old_profile is not None and old_sketches is not None and keep:
+        profile_parts.append(_only(old_profile, keep))
+        sketch_parts.append(_only(old_sketches, keep))
+    profile = tables.finish_profile(_concat(profile_parts), settings.min_rows)
+    if not (profile["count"].fillna(0) > 0).any():
+        raise ChurnError(
+            f"no rows to monitor in {root}: {future_rows} rows are stamped after now ({now_ts:%Y-%m-%d %H:%M} UTC); "
+            "check the scoring clock or --as-of"
+        )
+    sketches = _concat(sketch_parts)
+    baseline_sketch = None
+    if found is not None:
+        # Per slice: a slice is compared with the same slice of the baseline.
+        parts = []
+        for slice_key in [None, *settings.slices]:
+            frame = found.frame if slice_key is None else found.frame.loc[mask(found.frame, slice_key)]
+            part = sketch(frame.assign(_all="all"), ["_all"], _present(spec, found.frame))
+            parts.append(part.drop(columns="_all").assign(slice_key=slice_key or ""))
+        baseline_sketch = pd.concat(parts, ignore_index=True)
+    drift = tables.drift_table(
+        sketches, baseline_sketch, baseline_std, set(spec.edges), settings.drift, settings.min_rows
+    )
+    write_parquet(settings.paths.profile, profile)
+    write_parquet(settings.paths.drift, drift)
+    state_module.save_sketches(directory, sketches)
+    state_module.save(directory, new)
+    summary_future = sum(int(p.get("future", 0)) for p in new.partitions.values())
+    return MonitorResult(
+        profile, drift, summary, len(windows), len(dirty), rows_read, summary_future,
+        labels.duplicates, new.unknown_label_ids, False, _warnings(summary, new, labels.duplicates),
+    )
+
+
+def _baseline(params: Params) -> tuple[baseline_module.Baseline | None, BaselineSummary]:
+    try:
+        found = baseline_module.load(params)
+    except ChurnError as exc:  # BaselineMissing, or a registry that cannot be read
+        return None, BaselineSummary(None, str(exc), None, None, None)
+    rate = float(found.frame[PREDICTION].mean()) if PREDICTION in found.frame.columns else None
+    return found, BaselineSummary(found.source, None, None, None if rate is None else round(rate, 6), None)
+
+
+def _spec(params: Params, found: baseline_module.Baseline | None) -> ColumnSpec:
+    dataset = params.dataset
+    numeric = [*dataset.numeric, PROBABILITY]
+    edges: dict[str, np.ndarray] = {}
+    if found is not None:
+        levels = np.linspace(0, 1, params.monitor.drift.numeric_bins + 1)[1:-1]
+        for column in numeric:
+            if column in found.frame.columns:
+                values = found.frame[column].to_numpy("float64")
+                values = values[~np.isnan(values)]
+                if len(values):
+                    edges[column] = np.unique(np.quantile(values, levels))
+    return ColumnSpec(
+        numeric=numeric, categorical=[*dataset.categorical, PREDICTION],
+        probability=PROBABILITY, prediction=PREDICTION, edges=edges,
+    )
+
+
+def _present(spec: ColumnSpec, frame: pd.DataFrame) -> ColumnSpec:
+    """The spec restricted to the columns a baseline has."""
+    return ColumnSpec(
+        numeric=[c for c in spec.numeric if c in frame.columns],
+        categorical=[c for c in spec.categorical if c in frame.columns],
+        probability=spec.probability, prediction=spec.prediction,
+        edges={c: e for c, e in spec.edges.items() if c in frame.columns},
+    )
+
+
+def _windows(granularities: list[str], days: list[date]) -> list[_Window]:
+    out = []
+    available = set(days)
+    for text in granularities:
+        granularity = parse_granularity(text)
+        starts = sorted({start for day in days for start in granularity.windows_of_day(day)})
+        for start in starts:
+            covered = [d for d in granularity.days_of_window(start) if d in available]
+            out.append(_Window(granularity, start, covered))
+    return out
+
+
+def _compute(params, root, dirty, labels, calibration, spec, now_ts, new_state):
+    settings, dataset = params.monitor, params.dataset
+    order = sorted(dirty, key=lambda w: (w.end, w.granularity.seconds))
+    cache: dict[date, pd.DataFrame] = {}
+    profile_parts, sketch_parts = [], []
+    rows_read = 0
+    for index, window in enumerate(order):
+        for day in window.days:
+            if day not in cache:
+                partition = source.read_partition(root, day, dataset, labels, now_ts)
+                new_state.partitions[day.isoformat()]["future"] = partition.future_rows
+                cache[day] = partition.frame
+                rows_read += len(partition.frame)
+        frames = [cache[d] for d in window.days]
+        frame = source.concat(frames) if frames else None
+        if frame is not None:
+            stamps = frame[source.SCORED_AT]
+            inside = (stamps >= window.start) & (stamps < window.end)
+            if not inside.all():
+                frame = frame.loc[inside.to_numpy()].reset_index(drop=True)
+        if frame is not None and len(frame):
+            frame[CALIBRATED] = estimate.calibrate(
+                calibration, frame[PROBABILITY].to_numpy("float64"), frame[MODEL_VERSION].to_numpy()
+            )
+            for slice_key in [None, *settings.slices]:
+                part = frame if slice_key is None else frame.loc[mask(frame, slice_key)]
+                result = aggregate(part, [MODEL_VERSION], spec)
+                constants = {
+                    "window_start": window.start, "window_end": window.end, "granularity": window.granularity.text,
+                    "slice_key": slice_key, "slice_value": None if slice_key is None else "true",
+                }
+                table = result.table.assign(column_name=tables.TABLE, **constants)
+                table["note"] = [estimate.note_for(calibration, v) for v in table[MODEL_VERSION]]
+                profile_parts += [result.profile.assign(**constants), table]
+                sketch_parts.append(result.sketch.assign(**constants))
+        still_needed = {d for later in order[index + 1:] for d in later.days}
+        for day in list(cache):
+            if day not in still_needed:
+                del cache[day]
+    return profile_parts, sketch_parts, rows_read, sum(
+        int(p.get("future", 0)) for p in new_state.partitions.values()
+    )
+
+
+def _only(frame: pd.DataFrame, keys: set[str]) -> pd.DataFrame:
+    starts = pd.to_datetime(frame["window_start"], utc=True)
+    window_keys = [state_module.window_key(g, s) for g, s in zip(frame["granularity"], starts)]
+    return frame.loc[[k in keys for k in window_keys]]
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in tables.PROFILE_COLUMNS})
+    out = pd.concat(parts, ignore_index=True)
+    if MODEL_VERSION in out.columns:
+        out[MODEL_VERSION] = out[MODEL_VERSION].astype(object).where(out[MODEL_VERSION].notna(), None)
+        out[MODEL_VERSION] = out[MODEL_VERSION].map(lambda v: v if v is None else str(v))
+    return out
+
+
+def _read_table(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception:
+        return None
+
+
+def _warnings(summary: BaselineSummary, state: state_module.State, duplicates: int) -> list[str]:
+    out = []
+    if summary.problem:
+        out.append(f"no baseline, so no drift and no estimate: {summary.problem}")
+    elif summary.estimate_note:
+        out.append(f"no label-free estimate: {summary.estimate_note}")
+    future = sum(int(p.get("future", 0)) for p in state.partitions.values())
+    if future:
+        out.append(f"{future} logged rows are stamped in the future and were left out: check the clock or --as-of")
+    if state.unknown_label_ids:
+        out.append(f"{state.unknown_label_ids} attached labels match no logged prediction (unknown ids)")
+    if duplicates:
+        out.append(f"{duplicates} labels were superseded by a later label for the same id (the latest wins)")
+    return out

@@ -1,0 +1,154 @@
+"""What the monitor reads: the inference log's files, one partition at a time, labels joined.
+
+Rows are read through `inference_log.read_log` (one date partition per call, so memory
+stays bounded by a window, not by the log) and kept compact: categories as pandas
+categoricals, the label as 1.0/0.0/NaN in `aggregate.LABEL`. The latest attached label
+per id wins over a label that came with the request, as in `read_log(with_labels=True)`;
+labels are read once per run and joined here, not once per partition.
+
+Fingerprints (file names and sizes; the labels that match a partition's ids) tell the
+incremental run which partitions changed: log files are append-only and never rewritten,
+so a new name is new rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churn.config import Dataset
+from churn.deployment import inference_log
+from churn.errors import ChurnError
+from churn.monitoring.aggregate import LABEL
+from churn.monitoring.baseline import encode
+
+_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+SCORED_AT = inference_log.SCORED_AT
+MODEL_VERSION = inference_log.MODEL_VERSION
+
+
+@dataclass(frozen=True)
+class Labels:
+    latest: pd.Series  # id -> 1.0 / 0.0, the latest label per id
+    duplicates: int  # labels superseded by a later one for the same id
+    fingerprint: str  # changes whenever a label file is added
+
+
+@dataclass(frozen=True)
+class Partition:
+    frame: pd.DataFrame  # compact rows, future rows removed
+    future_rows: int
+
+
+def partition_files(root: Path) -> dict[date, list[tuple[str, int]]]:
+    """Every date partition with its files (name, size); a listing, nothing is read."""
+    out: dict[date, list[tuple[str, int]]] = {}
+    if not root.is_dir():
+        return out
+    for directory in sorted(root.iterdir()):
+        match = _PARTITION.match(directory.name)
+        if not directory.is_dir() or not match:
+            continue
+        try:
+            day = date.fromisoformat(match.group(1))
+        except ValueError:
+            raise ChurnError(f"{directory} is not a date partition: move it out of the inference log") from None
+        files = sorted((file.name, file.stat().st_size) for file in directory.glob("part-*.parquet"))
+        if files:
+            out[day] = files
+    return out
+
+
+def read_labels(root: Path, dataset: Dataset) -> Labels:
+    every = inference_log.read_labels(root, dataset=dataset, latest=False)
+    listing = partition_files(root / inference_log.LABELS_DIR)
+    fingerprint = _digest(sorted((str(day), name, size) for day, files in listing.items() for name, size in files))
+    if len(every) == 0:
+        return Labels(pd.Series(dtype="float64"), 0, fingerprint)
+    # The same rule as read_labels(latest=True): the latest labelled_at wins, file order on ties.
+    latest = every.sort_values(inference_log.LABELLED_AT, kind="stable").drop_duplicates(dataset.id_column, keep="last")
+    values = pd.Series(encode(latest[dataset.label_column], dataset), index=latest[dataset.id_column].to_numpy())
+    return Labels(values, len(every) - len(latest), fingerprint)
+
+
+def label_digest(root: Path, day: date, dataset: Dataset, labels: Labels) -> tuple[str, np.ndarray]:
+    """A digest of the attached labels that match this partition's ids, and which of
+    `labels.latest` matched (bool per label). Reads the id column only, with pyarrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    value_set = pa.array(labels.latest.index.astype(str), type=pa.string())
+    values = labels.latest.to_numpy("float64")
+    matched_labels = np.zeros(len(values), dtype=bool)
+    digest = hashlib.sha256()
+    for file in sorted((root / f"{inference_log.DATE}={day.isoformat()}").glob("part-*.parquet")):
+        try:
+            ids = pq.read_table(file, columns=[dataset.id_column]).column(0)
+        except Exception as exc:
+            raise ChurnError(f"cannot read inference log file {file}: {exc.__class__.__name__}: {exc}") from None
+        position = np.asarray(
+            pc.index_in(pc.cast(ids, pa.string()), value_set=value_set).to_numpy(zero_copy_only=False), dtype="float64"
+        )
+        found = ~np.isnan(position)
+        hit = position[found].astype("int64")
+        matched_labels[hit] = True
+        per_row = np.full(len(position), -1.0)
+        per_row[found] = values[hit]
+        digest.update(per_row.tobytes())
+    return digest.hexdigest()[:16], matched_labels
+
+
+def read_partition(root: Path, day: date, dataset: Dataset, labels: Labels, now: pd.Timestamp) -> Partition:
+    try:
+        frame = inference_log.read_log(root, start=day, end=day, dataset=dataset)
+    except ChurnError as exc:
+        raise ChurnError(
+            f"partition {inference_log.DATE}={day.isoformat()} of {root}: {exc}. A log written by an older "
+            "model version with other columns cannot be monitored against this contract: move those "
+            "partitions to another log root"
+        ) from None
+    future = frame[SCORED_AT] > now
+    frame = frame.loc[~future]
+    return Partition(compact(frame, dataset, labels), int(future.sum()))
+
+
+def compact(frame: pd.DataFrame, dataset: Dataset, labels: Labels) -> pd.DataFrame:
+    """Only what the monitor aggregates, in small dtypes."""
+    out = pd.DataFrame(index=range(len(frame)))
+    for column in dataset.numeric:
+        out[column] = frame[column].to_numpy("float64")
+    for column in [*dataset.categorical, MODEL_VERSION]:
+        out[column] = pd.Categorical(frame[column].to_numpy())
+    out[inference_log.PROBABILITY] = frame[inference_log.PROBABILITY].to_numpy("float64")
+    out[inference_log.PREDICTION] = frame[inference_log.PREDICTION].to_numpy("int64")
+    out[SCORED_AT] = frame[SCORED_AT].to_numpy()
+    logged = encode(frame[dataset.label_column], dataset)
+    if len(labels.latest):
+        attached = frame[dataset.id_column].map(labels.latest).to_numpy("float64")
+        logged = np.where(np.isnan(attached), logged, attached)
+    out[LABEL] = logged
+    return out
+
+
+def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate compact frames, keeping categoricals categorical (union of their levels)."""
+    if len(frames) == 1:
+        return frames[0]
+    out = pd.concat(frames, ignore_index=True)
+    for column in frames[0].columns:
+        if isinstance(frames[0][column].dtype, pd.CategoricalDtype) and not isinstance(
+            out[column].dtype, pd.CategoricalDtype
+        ):
+            out[column] = pd.api.types.union_categoricals([f[column] for f in frames])
+    return out
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
