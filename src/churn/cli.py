@@ -231,6 +231,29 @@ def _summary(args, params) -> int:
     return 0
 
 
+def _monitor(args, params) -> int:
+    from churn.monitoring.command import monitor
+
+    outcome = monitor(params, check=args.check, drill_down=not args.no_drill_down)
+    result, paths = outcome.result, params.monitor.paths
+    if result.up_to_date:
+        print(f"monitor: up to date ({result.windows} windows); nothing recomputed")
+    else:
+        print(
+            f"monitor: {result.recomputed} of {result.windows} windows recomputed from {result.rows_read} rows "
+            f"-> {paths.profile}, {paths.drift}"
+        )
+    print(f"dashboard: {outcome.dashboard}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if outcome.verdict is None:
+        return 0
+    print(f"retraining rule: {outcome.verdict.status} (model version {outcome.verdict.model_version}) -> {paths.verdict}")
+    for reason in outcome.verdict.reasons:
+        print(f"  - {reason}")
+    return 1 if outcome.verdict.fired else 0
+
+
 def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
     # Accepted before or after the subcommand; the subcommand's copy must not reset a
     # value given before it, hence SUPPRESS there.
@@ -310,6 +333,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refresh.add_argument(
         "--as-of", metavar="TIMESTAMP", help="end of the log window, ISO 8601 (no offset = UTC; default now)"
+    )
+    monitor = command(
+        "monitor",
+        "window the inference log: profile, drift and quality tables, dashboard; --check: the retraining rule",
+        _monitor,
+    )
+    monitor.add_argument(
+        "--check", action="store_true",
+        help="evaluate monitor.retrain and write its verdict: exit 1 when retraining is due, 0 when not, "
+        "2 when the check could not be made (no baseline, no window with enough rows, bad input)",
+    )
+    monitor.add_argument(
+        "--no-drill-down", action="store_true",
+        help="skip the evidently report of the latest window (it takes seconds); the dashboard links the last one",
     )
     return parser
 

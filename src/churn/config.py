@@ -223,7 +223,7 @@ class MonitorBaseline(_Strict):
 
 
 class MonitorDrift(_Strict):
-    numeric_bins: int = Field(20, ge=2, le=1000)
+    numeric_bins: int = Field(50, ge=2, le=1000)
     # Up to this many rows on the smaller side a statistical test decides (KS, chi-squared,
     # drift when p < its threshold); above it a distance does (as evidently's defaults).
     test_max_rows: int = Field(1000, ge=0)

@@ -12,7 +12,7 @@ import pytest
 from churn.config import DriftScenario, Params
 from churn.data.simulate import simulate
 from churn.deployment import inference_log
-from churn.deployment.scoring import PROBABILITY, score_records
+from churn.deployment.scoring import PREDICTION, PROBABILITY, score_records
 from churn.io import write_parquet
 from churn.prep.clean import clean_features, encode_labels
 from churn.prep.contract import validate_raw
@@ -61,6 +61,15 @@ def fit_model(params: Params, rows: int = 3000):
     return build_pipeline(dataset, train).fit(features, labels), features, labels
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_native_thread():
+    """OpenMP threads spin-wait and collapse on a busy 2-core machine (see runtime.threads)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def fitted(params):
     return fit_model(params)
@@ -89,6 +98,7 @@ def write_baseline(world_model, params: Params, path: Path, rows: int = 4000, se
     typed = validate_raw(simulate(rows, seed=seed), dataset)
     frame = clean_features(typed, dataset)[dataset.feature_columns]
     frame[PROBABILITY] = world_model.predict_proba(frame)[:, 1]
+    frame[PREDICTION] = (frame[PROBABILITY] >= THRESHOLD).astype("int64")
     frame[dataset.label_column] = encode_labels(typed, dataset)[dataset.label_column].to_numpy()
     write_parquet(path, frame)
     return path

@@ -53,6 +53,9 @@ class MonitorResult:
     unknown_label_ids: int
     up_to_date: bool
     warnings: list[str] = field(default_factory=list)
+    baseline_frame: pd.DataFrame | None = None  # for the drill-down report
+    latest_window: str | None = None  # state key of the retrain granularity's latest window
+    latest_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,8 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
         assert profile is not None and drift is not None
         return MonitorResult(
             profile, drift, summary, len(windows), 0, 0, 0, labels.duplicates, new.unknown_label_ids, True,
-            _warnings(summary, new, labels.duplicates),
+            _warnings(summary, new, labels.duplicates), found.frame if found else None,
+            *_latest(windows, settings.retrain.granularity, new),
         )
 
     profile_parts, sketch_parts, rows_read, future_rows = _compute(
@@ -181,7 +185,35 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
     return MonitorResult(
         profile, drift, summary, len(windows), len(dirty), rows_read, summary_future,
         labels.duplicates, new.unknown_label_ids, False, _warnings(summary, new, labels.duplicates),
+        found.frame if found else None, *_latest(windows, settings.retrain.granularity, new),
     )
+
+
+def _latest(windows: list[_Window], granularity: str, state: state_module.State) -> tuple[str | None, str | None]:
+    mine = [w for w in windows if w.granularity.text == granularity and w.days]
+    if not mine:
+        return None, None
+    latest = max(mine, key=lambda w: w.start)
+    return latest.key, state.windows.get(latest.key)
+
+
+def window_rows(params: Params, key: str, now: datetime | None = None) -> pd.DataFrame:
+    """The logged rows of one window (by state key), compact, labels not joined."""
+    text, start_text = key.split("|", 1)
+    granularity, start = parse_granularity(text), pd.Timestamp(start_text)
+    root = Path(params.paths.inference_log)
+    now_ts = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("UTC")
+    empty = source.Labels(pd.Series(dtype="float64"), 0, "")
+    frames = [
+        source.read_partition(root, day, params.dataset, empty, now_ts).frame
+        for day in granularity.days_of_window(start)
+        if (root / f"{inference_log.DATE}={day.isoformat()}").is_dir()
+    ]
+    if not frames:
+        return pd.DataFrame()
+    frame = source.concat(frames)
+    inside = (frame[source.SCORED_AT] >= start) & (frame[source.SCORED_AT] < start + granularity.width)
+    return frame.loc[inside.to_numpy()].reset_index(drop=True)
 
 
 def _baseline(params: Params) -> tuple[baseline_module.Baseline | None, BaselineSummary]:
