@@ -270,23 +270,17 @@ class Monitor(_Strict):
     drill_down_sample: int = Field(20000, gt=0)  # rows per side fed to evidently
 
     @model_validator(mode="after")
-    def _parse(self) -> "Monitor":
-        # Imported here: config must stay importable without the monitoring package's deps.
-        from churn.monitoring.slices import check_expression
-        from churn.monitoring.windows import parse_granularity
-
+    def _consistent(self) -> "Monitor":
+        # Granularity syntax and slice expressions are checked by `churn monitor` itself
+        # (churn.monitoring.settings): importing that code here would make it a dependency
+        # of every pipeline stage that loads this file.
         if not self.granularities:
             raise ValueError("granularities must name at least one window size, e.g. ['1 day']")
-        for text in [*self.granularities, self.retrain.granularity]:
-            parse_granularity(text)
         if self.retrain.granularity not in self.granularities:
             raise ValueError(f"retrain.granularity {self.retrain.granularity!r} must be one of granularities")
         if len(set(self.slices)) != len(self.slices):
             raise ValueError("slices are listed more than once")
-        for expression in self.slices:
-            check_expression(expression)
         return self
-
 
 class Params(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

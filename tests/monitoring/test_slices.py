@@ -32,12 +32,3 @@ def test_anything_but_a_comparison_is_refused(expression):
 def test_unknown_column_is_a_short_error(frame):
     with pytest.raises(ChurnError, match="unknown columns \\['Tenure'\\]"):
         mask(frame, "Tenure < 6")
-
-
-def test_config_checks_slices(params):
-    from churn.config import parse_params
-
-    raw = params.model_dump(mode="json", by_alias=True)
-    raw["monitor"]["slices"] = ["len(Contract) > 2"]
-    with pytest.raises(ChurnError, match="monitor"):
-        parse_params(raw)

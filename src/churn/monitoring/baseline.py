@@ -147,9 +147,10 @@ def from_champion(params: Params) -> Baseline:
 
 def encode(values: pd.Series, dataset: Dataset) -> np.ndarray:
     """Labels as 1.0 / 0.0 / NaN, from the dataset's text labels or from 0/1."""
-    text = values.astype(object).map(lambda v: None if pd.isna(v) else str(v))
-    mapping = {dataset.positive_label: 1.0, dataset.negative_label: 0.0, "1": 1.0, "0": 0.0}
-    return text.map(lambda v: mapping.get(v, np.nan) if v is not None else np.nan).to_numpy("float64")
+    mapping: dict[object, float] = {"1": 1.0, "0": 0.0, 1: 1.0, 0: 0.0}
+    mapping.update({dataset.positive_label: 1.0, dataset.negative_label: 0.0})
+    # A dict lookup per distinct value (hash-based), not a Python call per row.
+    return values.astype(object).map(mapping).to_numpy("float64")
 
 
 def _read_table(path: Path) -> pd.DataFrame:

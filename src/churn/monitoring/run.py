@@ -22,7 +22,8 @@ from churn.io import write_parquet
 from churn.monitoring import baseline as baseline_module
 from churn.monitoring import estimate, source, state as state_module, tables
 from churn.monitoring.aggregate import CALIBRATED, ColumnSpec, aggregate, sketch
-from churn.monitoring.slices import check_expression, mask
+from churn.monitoring.settings import check as check_settings
+from churn.monitoring.slices import mask
 from churn.monitoring.windows import Granularity, parse_granularity
 
 log = logging.getLogger("churn.monitor")
@@ -77,11 +78,7 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
     settings, dataset = params.monitor, params.dataset
     root = Path(params.paths.inference_log)
     now_ts = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("UTC")
-    for expression in settings.slices:
-        try:
-            check_expression(expression, dataset.feature_columns)
-        except ValueError as exc:
-            raise ChurnError(f"monitor.slices: {exc}") from None
+    check_settings(params)
 
     listing = source.partition_files(root)
     if not listing:
@@ -111,17 +108,18 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
     labels = source.read_labels(root, dataset)
     new.labels = labels.fingerprint
     labels_changed = everything or labels.fingerprint != old.labels
-    matched = np.zeros(len(labels.latest), dtype=bool)
+    changed = [
+        day for day, files in listing.items()
+        if labels_changed or old.partitions.get(day.isoformat(), {}).get("files") != [list(f) for f in files]
+    ]
+    digests, matched = source.label_digests(root, changed, dataset, labels)
     for day, files in listing.items():
         previous = old.partitions.get(day.isoformat(), {})
-        entry = {"files": [list(f) for f in files]}
-        if labels_changed or previous.get("files") != entry["files"]:
-            entry["labels"], hits = source.label_digest(root, day, dataset, labels)
-            matched |= hits
-        else:
-            entry["labels"] = previous.get("labels", "")
+        entry: dict = {"files": [list(f) for f in files]}
+        entry["labels"] = digests[day] if day in digests else previous.get("labels", "")
         entry["future"] = previous.get("future", 0) if previous.get("files") == entry["files"] else 0
         new.partitions[day.isoformat()] = entry
+    # Counted when the labels change (every partition's ids are then looked up).
     new.unknown_label_ids = int((~matched).sum()) if labels_changed else old.unknown_label_ids
 
     windows = _windows(settings.granularities, sorted(listing))

@@ -39,6 +39,14 @@ class Labels:
     duplicates: int  # labels superseded by a later one for the same id
     fingerprint: str  # changes whenever a label file is added
 
+    def lookup(self, ids: pd.Series) -> np.ndarray:
+        """The latest label of each id (NaN: none). The index's hash table is built once."""
+        if not len(self.latest):
+            return np.full(len(ids), np.nan)
+        position = self.latest.index.get_indexer(ids.astype(str))
+        values = self.latest.to_numpy("float64")
+        return np.where(position >= 0, values[position], np.nan)
+
 
 @dataclass(frozen=True)
 class Partition:
@@ -77,32 +85,39 @@ def read_labels(root: Path, dataset: Dataset) -> Labels:
     return Labels(values, len(every) - len(latest), fingerprint)
 
 
-def label_digest(root: Path, day: date, dataset: Dataset, labels: Labels) -> tuple[str, np.ndarray]:
-    """A digest of the attached labels that match this partition's ids, and which of
-    `labels.latest` matched (bool per label). Reads the id column only, with pyarrow."""
+def label_digests(root: Path, days: list[date], dataset: Dataset, labels: Labels) -> tuple[dict[date, str], np.ndarray]:
+    """Per partition, a digest of the attached labels matching its ids; and which labels of
+    `labels.latest` matched any of them. Reads the id column only, with pyarrow, and looks
+    every id up in one call (the label set is hashed once)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    matched_labels = np.zeros(len(labels.latest), dtype=bool)
+    if not days:
+        return {}, matched_labels
+    chunks, owners = [], []
+    for day in days:
+        for file in sorted((root / f"{inference_log.DATE}={day.isoformat()}").glob("part-*.parquet")):
+            try:
+                ids = pq.read_table(file, columns=[dataset.id_column]).column(0)
+            except Exception as exc:
+                raise ChurnError(f"cannot read inference log file {file}: {exc.__class__.__name__}: {exc}") from None
+            chunks.append(pc.cast(ids, pa.string()))
+            owners.append((day, len(ids)))
     value_set = pa.array(labels.latest.index.astype(str), type=pa.string())
-    values = labels.latest.to_numpy("float64")
-    matched_labels = np.zeros(len(values), dtype=bool)
-    digest = hashlib.sha256()
-    for file in sorted((root / f"{inference_log.DATE}={day.isoformat()}").glob("part-*.parquet")):
-        try:
-            ids = pq.read_table(file, columns=[dataset.id_column]).column(0)
-        except Exception as exc:
-            raise ChurnError(f"cannot read inference log file {file}: {exc.__class__.__name__}: {exc}") from None
-        position = np.asarray(
-            pc.index_in(pc.cast(ids, pa.string()), value_set=value_set).to_numpy(zero_copy_only=False), dtype="float64"
-        )
-        found = ~np.isnan(position)
-        hit = position[found].astype("int64")
-        matched_labels[hit] = True
-        per_row = np.full(len(position), -1.0)
-        per_row[found] = values[hit]
-        digest.update(per_row.tobytes())
-    return digest.hexdigest()[:16], matched_labels
+    everything = pa.chunked_array([c for chunk in chunks for c in chunk.chunks], type=pa.string())
+    position = np.asarray(pc.index_in(everything, value_set=value_set).to_numpy(zero_copy_only=False), dtype="float64")
+    found = ~np.isnan(position)
+    matched_labels[position[found].astype("int64")] = True
+    per_row = np.full(len(position), -1.0)
+    per_row[found] = labels.latest.to_numpy("float64")[position[found].astype("int64")]
+    digests: dict[date, hashlib._Hash] = {}
+    offset = 0
+    for day, length in owners:
+        digests.setdefault(day, hashlib.sha256()).update(per_row[offset:offset + length].tobytes())
+        offset += length
+    return {day: digests[day].hexdigest()[:16] if day in digests else "" for day in days}, matched_labels
 
 
 def read_partition(root: Path, day: date, dataset: Dataset, labels: Labels, now: pd.Timestamp) -> Partition:
@@ -128,11 +143,10 @@ def compact(frame: pd.DataFrame, dataset: Dataset, labels: Labels) -> pd.DataFra
         out[column] = pd.Categorical(frame[column].to_numpy())
     out[inference_log.PROBABILITY] = frame[inference_log.PROBABILITY].to_numpy("float64")
     out[inference_log.PREDICTION] = frame[inference_log.PREDICTION].to_numpy("int64")
-    out[SCORED_AT] = frame[SCORED_AT].to_numpy()
+    out[SCORED_AT] = frame[SCORED_AT].reset_index(drop=True)  # stays datetime64[ns, UTC]
     logged = encode(frame[dataset.label_column], dataset)
-    if len(labels.latest):
-        attached = frame[dataset.id_column].map(labels.latest).to_numpy("float64")
-        logged = np.where(np.isnan(attached), logged, attached)
+    attached = labels.lookup(frame[dataset.id_column])
+    logged = np.where(np.isnan(attached), logged, attached)
     out[LABEL] = logged
     return out
 
