@@ -81,8 +81,10 @@ def read_labels(root: Path, dataset: Dataset) -> Labels:
         return Labels(pd.Series(dtype="float64"), 0, fingerprint)
     # The same rule as read_labels(latest=True): the latest labelled_at wins, file order on ties.
     latest = every.sort_values(inference_log.LABELLED_AT, kind="stable").drop_duplicates(dataset.id_column, keep="last")
+    superseded = len(every) - len(latest)
+    del every  # millions of rows at scale: free them before the lookups are built
     values = pd.Series(encode(latest[dataset.label_column], dataset), index=latest[dataset.id_column].to_numpy())
-    return Labels(values, len(every) - len(latest), fingerprint)
+    return Labels(values, superseded, fingerprint)
 
 
 def label_digests(root: Path, days: list[date], dataset: Dataset, labels: Labels) -> tuple[dict[date, str], np.ndarray]:
