@@ -18,6 +18,8 @@ the code, are the contract:
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 from dataclasses import dataclass, field
 
@@ -61,11 +63,11 @@ def aggregate(frame: pd.DataFrame, keys: list[str], spec: ColumnSpec) -> Aggrega
     )
 
 
-def _groups(frame: pd.DataFrame, keys: list[str]):
+def _groups(frame: pd.DataFrame, keys: list[str]) -> Any:
     return frame.groupby(keys, observed=True, sort=True, dropna=False)
 
 
-def _split(frame: pd.DataFrame, keys: list[str]) -> list[tuple[dict, np.ndarray]]:
+def _split(frame: pd.DataFrame, keys: list[str]) -> list[tuple[dict[str, Any], np.ndarray]]:
     """(key values, row positions) per group, in key order."""
     if not len(frame):
         return []
@@ -125,7 +127,7 @@ def sketch(frame: pd.DataFrame, keys: list[str], spec: ColumnSpec) -> pd.DataFra
     """Bucket counts and value totals per group and column (buckets as text)."""
     columns = [*keys, "column_name", "bucket", "count", "total"]
     groups = _split(frame, keys)
-    parts: list[dict] = []
+    parts: list[dict[str, Any]] = []
     for column, edges in spec.edges.items():
         values = frame[column].to_numpy("float64")
         n_buckets = len(edges) + 1
@@ -173,12 +175,12 @@ TABLE_COLUMNS = [
 ]
 
 
-def _table_row(part: pd.DataFrame, spec: ColumnSpec) -> dict:
+def _table_row(part: pd.DataFrame, spec: ColumnSpec) -> dict[str, Any]:
     probability = part[spec.probability].to_numpy(dtype="float64")
     predicted = part[spec.prediction].to_numpy(dtype="int64")
     label = part[LABEL].to_numpy(dtype="float64")
     labelled = ~np.isnan(label)
-    row: dict = {
+    row: dict[str, Any] = {
         "count": len(part),
         "mean_probability": _r(probability.mean()),
         "predicted_positive_rate": _r(predicted.mean()),
@@ -192,9 +194,9 @@ def _table_row(part: pd.DataFrame, spec: ColumnSpec) -> dict:
     return row
 
 
-def realised_quality(label: np.ndarray, probability: np.ndarray, predicted: np.ndarray) -> dict:
+def realised_quality(label: np.ndarray, probability: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     """Quality of the labelled rows; null where it is undefined (no labels, one class only)."""
-    out: dict = dict.fromkeys(["roc_auc", "pr_auc", "log_loss", "precision", "recall", "f1"])
+    out: dict[str, Any] = dict.fromkeys(["roc_auc", "pr_auc", "log_loss", "precision", "recall", "f1"])
     if len(label) == 0:
         return out
     truth = label.astype("int64")
@@ -211,10 +213,10 @@ def realised_quality(label: np.ndarray, probability: np.ndarray, predicted: np.n
     return out
 
 
-def estimated_quality(probability: np.ndarray, predicted: np.ndarray, calibrated: np.ndarray) -> dict:
+def estimated_quality(probability: np.ndarray, predicted: np.ndarray, calibrated: np.ndarray) -> dict[str, Any]:
     """CBPE: the expected confusion matrix and ROC AUC if each row's outcome were drawn with
     its calibrated probability. Null unless every row has a calibrated probability."""
-    out: dict = dict.fromkeys(["estimated_roc_auc", "estimated_precision", "estimated_recall", "estimated_f1"])
+    out: dict[str, Any] = dict.fromkeys(["estimated_roc_auc", "estimated_precision", "estimated_recall", "estimated_f1"])
     if len(calibrated) == 0 or np.isnan(calibrated).any():
         return out
     positive = predicted == 1

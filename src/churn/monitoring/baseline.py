@@ -150,7 +150,8 @@ def encode(values: pd.Series, dataset: Dataset) -> np.ndarray:
     mapping: dict[object, float] = {"1": 1.0, "0": 0.0, 1: 1.0, 0: 0.0}
     mapping.update({dataset.positive_label: 1.0, dataset.negative_label: 0.0})
     # A dict lookup per distinct value (hash-based), not a Python call per row.
-    return values.astype(object).map(mapping).to_numpy("float64")
+    encoded: np.ndarray = values.astype(object).map(mapping).to_numpy("float64")
+    return encoded
 
 
 def _read_table(path: Path) -> pd.DataFrame:

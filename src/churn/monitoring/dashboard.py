@@ -8,6 +8,8 @@ window) is written beside it for drill-down and linked and framed from the page.
 
 from __future__ import annotations
 
+from typing import Any
+
 import base64
 import html
 import io
@@ -41,7 +43,7 @@ def write(
     baseline_roc_auc: float | None,
     baseline_positive_rate: float | None,
     warnings: list[str],
-    verdict: dict | None = None,
+    verdict: dict[str, Any] | None = None,
     drill_down: Path | None = None,
 ) -> Path:
     settings = params.monitor
@@ -102,7 +104,7 @@ def _meta(params: Params, version: str | None, source: str | None, windows: pd.D
     )
 
 
-def _verdict_html(verdict: dict | None) -> str:
+def _verdict_html(verdict: dict[str, Any] | None) -> str:
     if verdict is None:
         return "<p class='meta'>Retraining rule not checked in this run (churn monitor --check).</p>"
     status = verdict.get("status", "")
@@ -111,7 +113,7 @@ def _verdict_html(verdict: dict | None) -> str:
     return f"<p><span class='verdict {css}'>retraining rule: {html.escape(status)}</span></p><ul>{reasons}</ul>"
 
 
-def _plt():
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,7 +122,7 @@ def _plt():
     return plt
 
 
-def _png(fig) -> str:
+def _png(fig: Any) -> str:
     plt = _plt()
     buffer = io.BytesIO()
     try:
@@ -198,10 +200,10 @@ def _rows_figure(windows: pd.DataFrame, min_rows: int) -> str:
     return _png(fig)
 
 
-def _width(index) -> float:
+def _width(index: pd.Index) -> float:
     if len(index) < 2:
         return 0.8
-    return (pd.Series(index).diff().dropna().min()) / pd.Timedelta(days=1)
+    return float(pd.Series(index).diff().dropna().min() / pd.Timedelta(days=1))
 
 
 def _latest_table(windows: pd.DataFrame, drift: pd.DataFrame) -> str:
@@ -236,5 +238,5 @@ def _latest_table(windows: pd.DataFrame, drift: pd.DataFrame) -> str:
     return out
 
 
-def _f(value) -> str:
+def _f(value: Any) -> str:
     return "" if value is None or pd.isna(value) else f"{float(value):.4f}"

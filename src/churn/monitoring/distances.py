@@ -18,6 +18,8 @@ least the threshold: Wasserstein for numeric, Jensen-Shannon for categorical col
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,9 +57,9 @@ class Side:
 
 def compare(
     reference: Side, current: Side, *, numeric: bool, reference_std: float | None, settings: MonitorDrift, min_rows: int
-) -> dict:
+) -> dict[str, Any]:
     """One drift row's statistics; status INSUFFICIENT (all null) when a side is too small."""
-    out: dict = {
+    out: dict[str, Any] = {
         "js_distance": None, "wasserstein_distance": None, "psi": None, "p_value": None,
         "method": None, "threshold": None, "drifted": None, "status": INSUFFICIENT,
     }

@@ -7,6 +7,8 @@ which is cheap. When nothing changed nothing is written, so a second run changes
 
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -115,7 +117,7 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
     digests, matched = source.label_digests(root, changed, dataset, labels)
     for day, files in listing.items():
         previous = old.partitions.get(day.isoformat(), {})
-        entry: dict = {"files": [list(f) for f in files]}
+        entry: dict[str, Any] = {"files": [list(f) for f in files]}
         entry["labels"] = digests[day] if day in digests else previous.get("labels", "")
         entry["future"] = previous.get("future", 0) if previous.get("files") == entry["files"] else 0
         new.partitions[day.isoformat()] = entry
@@ -263,11 +265,21 @@ def _windows(granularities: list[str], days: list[date]) -> list[_Window]:
     return out
 
 
-def _compute(params, root, dirty, labels, calibration, spec, now_ts, new_state):
+def _compute(
+    params: Params,
+    root: Path,
+    dirty: list[_Window],
+    labels: source.Labels,
+    calibration: estimate.Calibration,
+    spec: ColumnSpec,
+    now_ts: pd.Timestamp,
+    new_state: state_module.State,
+) -> tuple[list[pd.DataFrame], list[pd.DataFrame], int, int]:
     settings, dataset = params.monitor, params.dataset
     order = sorted(dirty, key=lambda w: (w.end, w.granularity.seconds))
     cache: dict[date, pd.DataFrame] = {}
-    profile_parts, sketch_parts = [], []
+    profile_parts: list[pd.DataFrame] = []
+    sketch_parts: list[pd.DataFrame] = []
     rows_read = 0
     for index, window in enumerate(order):
         for day in window.days:

@@ -68,4 +68,5 @@ def mask(frame: pd.DataFrame, expression: str) -> np.ndarray:
         raise ChurnError(f"monitor.slices: cannot evaluate {expression!r}: {exc.__class__.__name__}: {exc}") from None
     if not isinstance(result, pd.Series) or len(result) != len(frame):
         raise ChurnError(f"monitor.slices: {expression!r} does not give one true/false per row")
-    return result.fillna(False).to_numpy(dtype=bool)
+    selected: np.ndarray = result.fillna(False).to_numpy(dtype=bool)
+    return selected

@@ -9,8 +9,12 @@ version and slice, when it has rows).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+
+from collections.abc import Iterator
 
 from churn.config import MonitorDrift
 from churn.monitoring import distances
@@ -41,7 +45,8 @@ def finish_profile(profile: pd.DataFrame, min_rows: int) -> pd.DataFrame:
     profile = _with_gaps(profile)
     out = profile.reindex(columns=PROFILE_COLUMNS)
     table = out["column_name"] == TABLE
-    out["status"] = np.where(table, np.where(out["count"].fillna(0) >= min_rows, OK, INSUFFICIENT), None)
+    enough = out["count"].fillna(0).to_numpy() >= min_rows
+    out["status"] = [(OK if ok else INSUFFICIENT) if is_table else None for is_table, ok in zip(table, enough)]
     for column in ("window_start", "window_end"):
         out[column] = pd.to_datetime(out[column], utc=True).astype(_TIMESTAMP)
     for column in ("count", "num_nulls", "distinct_count", "label_count"):
@@ -99,7 +104,7 @@ def drift_table(
     sketches["window_start"] = pd.to_datetime(sketches["window_start"], utc=True)
     # "" stands for "whole table" while grouping: NaN keys do not compare equal in lookups.
     sketches[GROUP] = sketches[GROUP].astype(object).where(sketches[GROUP].notna(), "")
-    by_window: dict[tuple, dict[str, distances.Side]] = {}
+    by_window: dict[tuple[Any, ...], dict[str, distances.Side]] = {}
     for key, side in _sides(sketches, ["window_start", *GROUP, "column_name"], numeric):
         by_window.setdefault(key[:-1], {})[key[-1]] = side
     widths = {g: parse_granularity(str(g)).width for g in sketches["granularity"].unique()}
@@ -132,7 +137,9 @@ def drift_table(
     return _typed_drift(pd.DataFrame(rows, columns=DRIFT_COLUMNS))
 
 
-def _sides(sketches: pd.DataFrame, keys: list[str], numeric: set[str]):
+def _sides(
+    sketches: pd.DataFrame, keys: list[str], numeric: set[str]
+) -> Iterator[tuple[tuple[Any, ...], distances.Side]]:
     """(key tuple, Side) per group of sketch rows, without a DataFrame per group."""
     ordered = sketches.sort_values(keys, kind="stable").reset_index(drop=True)
     codes = ordered.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()

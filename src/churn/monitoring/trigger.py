@@ -17,6 +17,8 @@ enough rows, it cannot be made and says so (CheckImpossible, exit 2 in the CLI).
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -41,13 +43,13 @@ class Verdict:
     reasons: list[str]
     model_version: str | None
     windows: list[str]
-    metrics: dict[str, dict]
+    metrics: dict[str, dict[str, Any]]
 
     @property
     def fired(self) -> bool:
         return self.status == FIRED
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -90,12 +92,14 @@ def evaluate(
     ]
     drifted = features.groupby("window_start")["drifted"].agg(lambda d: float(np.mean(d.astype(bool))))
 
-    def series(values) -> list[float | None]:
+    def series(values: Any) -> list[float | None]:
         return [None if v is None or pd.isna(v) else round(float(v), 6) for v in values]
 
-    auc_drop = lambda column: [  # noqa: E731
-        None if baseline_roc_auc is None or pd.isna(v) else baseline_roc_auc - float(v) for v in windows[column]
-    ]
+    def auc_drop(column: str) -> list[float | None]:
+        return [
+            None if baseline_roc_auc is None or pd.isna(v) else baseline_roc_auc - float(v) for v in windows[column]
+        ]
+
     realised = windows["roc_auc"].where(windows["label_count"].fillna(0) >= min_rows)
     observed = {
         "drifted_share": series([drifted.get(s) for s in starts]),
@@ -115,7 +119,8 @@ def evaluate(
         "positive_rate_shift": rule.max_positive_rate_shift,
     }
     labels = [pd.Timestamp(s).isoformat() for s in starts]
-    reasons, metrics = [], {}
+    reasons: list[str] = []
+    metrics: dict[str, dict[str, Any]] = {}
     for name, values in observed.items():
         limit = limits[name]
         violated = [limit is not None and v is not None and v > limit for v in values]

@@ -35,7 +35,8 @@ class Granularity:
         """The window start (int64 ns since the epoch, UTC) of every timestamp."""
         ns = scored_at.to_numpy(dtype="datetime64[ns]").view("int64")
         width, anchor = self.seconds * _NS, self.anchor_seconds * _NS
-        return (ns - anchor) // width * width + anchor
+        starts: np.ndarray = (ns - anchor) // width * width + anchor
+        return starts
 
     def start_of(self, moment: datetime) -> pd.Timestamp:
         ns = pd.Timestamp(moment).tz_convert("UTC").value
