@@ -12,10 +12,10 @@ import pytest
 from churn.config import DriftScenario, Params
 from churn.data.simulate import simulate
 from churn.deployment import inference_log
-from churn.deployment.scoring import PREDICTION, PROBABILITY, score_records
+from churn.servable.scoring import PREDICTION, PROBABILITY, score_records
 from churn.io import write_parquet
-from churn.prep.clean import clean_features, encode_labels
-from churn.prep.contract import validate_raw
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import validate_raw
 from churn.training.pipeline import build_pipeline
 
 DAY0 = datetime(2026, 11, 2, tzinfo=timezone.utc)  # a Monday

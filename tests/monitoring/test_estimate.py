@@ -10,8 +10,8 @@ from churn.data.simulate import simulate
 from churn.monitoring import estimate
 from churn.monitoring.aggregate import estimated_quality
 from churn.monitoring.baseline import Reference
-from churn.prep.clean import clean_features, encode_labels
-from churn.prep.contract import validate_raw
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import validate_raw
 
 
 def scored(model, dataset, rows, seed, drift=None):

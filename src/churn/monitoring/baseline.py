@@ -25,12 +25,10 @@ import numpy as np
 import pandas as pd
 
 from churn.config import Dataset, Params
-from churn.deployment import inference_log
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.io import md5_file
 
-PROBABILITY = inference_log.PROBABILITY
-PREDICTION = inference_log.PREDICTION
 TAG_TRAIN_MD5 = "dvc.train_md5"
 TAG_VALIDATION_MD5 = "dvc.validation_md5"
 CHAMPION = "champion"

@@ -19,6 +19,7 @@ import pandas as pd
 
 from churn.config import Params
 from churn.deployment import inference_log
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.io import write_parquet
 from churn.monitoring import baseline as baseline_module
@@ -29,8 +30,6 @@ from churn.monitoring.slices import mask
 from churn.monitoring.windows import Granularity, parse_granularity
 
 log = logging.getLogger("churn.monitor")
-PROBABILITY = inference_log.PROBABILITY
-PREDICTION = inference_log.PREDICTION
 MODEL_VERSION = inference_log.MODEL_VERSION
 
 
@@ -203,7 +202,7 @@ def window_rows(params: Params, key: str, now: datetime | None = None) -> pd.Dat
     granularity, start = parse_granularity(text), pd.Timestamp(start_text)
     root = Path(params.paths.inference_log)
     now_ts = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("UTC")
-    empty = source.Labels(pd.Series(dtype="float64"), 0, "")
+    empty = source.Labels(pd.Index(np.array([], dtype="uint64")), np.array([]), 0, "")
     frames = [
         source.read_partition(root, day, params.dataset, empty, now_ts).frame
         for day in granularity.days_of_window(start)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from churn.config import Dataset
 from churn.deployment import inference_log
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.monitoring.aggregate import LABEL
 from churn.monitoring.baseline import encode
@@ -33,19 +34,44 @@ SCORED_AT = inference_log.SCORED_AT
 MODEL_VERSION = inference_log.MODEL_VERSION
 
 
+def id_keys(ids: object) -> np.ndarray:
+    """64-bit hashes of ids (as text): the label lookup's keys.
+
+    Millions of ids as Python strings would cost gigabytes; their hashes cost 8 bytes each.
+    Two different ids share a hash with probability 2^-64 per pair: across ten million
+    logged rows and ten million labels, about one chance in two hundred thousand that a
+    single row is given another id's label.
+    """
+    text = pd.Series(np.asarray(ids, dtype=object)).astype(str).to_numpy(dtype=object)
+    keys: np.ndarray = pd.util.hash_array(text, categorize=False)
+    return keys
+
+
 @dataclass(frozen=True)
 class Labels:
-    latest: pd.Series  # id -> 1.0 / 0.0, the latest label per id
+    keys: pd.Index  # id_keys of the labelled ids, one per id
+    values: np.ndarray  # the latest label of each: 1.0 / 0.0
     duplicates: int  # labels superseded by a later one for the same id
     fingerprint: str  # changes whenever a label file is added
 
-    def lookup(self, ids: pd.Series) -> np.ndarray:
-        """The latest label of each id (NaN: none). The index's hash table is built once."""
-        if not len(self.latest):
-            return np.full(len(ids), np.nan)
-        position = self.latest.index.get_indexer(ids.astype(str))
-        values = self.latest.to_numpy("float64")
-        return np.where(position >= 0, values[position], np.nan)
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def positions(self, ids: object) -> np.ndarray:
+        """Index into `values` of each id's label; -1 when it has none. The hash table of
+        `keys` is built on first use and reused."""
+        count = len(ids)  # type: ignore[arg-type]
+        if not len(self.values) or not count:
+            return np.full(count, -1, dtype="int64")
+        found: np.ndarray = self.keys.get_indexer(id_keys(ids))
+        return found
+
+    def lookup(self, ids: object) -> np.ndarray:
+        """The latest label of each id (NaN: none)."""
+        position = self.positions(ids)
+        out = np.full(len(position), np.nan)
+        out[position >= 0] = self.values[position[position >= 0]]
+        return out
 
 
 @dataclass(frozen=True)
@@ -78,48 +104,37 @@ def read_labels(root: Path, dataset: Dataset) -> Labels:
     listing = partition_files(root / inference_log.LABELS_DIR)
     fingerprint = _digest(sorted((str(day), name, size) for day, files in listing.items() for name, size in files))
     if len(every) == 0:
-        return Labels(pd.Series(dtype="float64"), 0, fingerprint)
+        return Labels(pd.Index(np.array([], dtype="uint64")), np.array([]), 0, fingerprint)
     # The same rule as read_labels(latest=True): the latest labelled_at wins, file order on ties.
     latest = every.sort_values(inference_log.LABELLED_AT, kind="stable").drop_duplicates(dataset.id_column, keep="last")
     superseded = len(every) - len(latest)
-    del every  # millions of rows at scale: free them before the lookups are built
-    values = pd.Series(encode(latest[dataset.label_column], dataset), index=latest[dataset.id_column].to_numpy())
-    return Labels(values, superseded, fingerprint)
+    del every  # millions of rows at scale: keep only hashes and values
+    keys = pd.Index(id_keys(latest[dataset.id_column]))
+    return Labels(keys, encode(latest[dataset.label_column], dataset), superseded, fingerprint)
 
 
 def label_digests(root: Path, days: list[date], dataset: Dataset, labels: Labels) -> tuple[dict[date, str], np.ndarray]:
-    """Per partition, a digest of the attached labels matching its ids; and which labels of
-    `labels.latest` matched any of them. Reads the id column only, with pyarrow, and looks
-    every id up in one call (the label set is hashed once)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """Per partition, a digest of the attached labels matching its ids; and which labels
+    matched any of them (bool per label). Reads the id column only, with pyarrow."""
     import pyarrow.parquet as pq
 
-    matched_labels = np.zeros(len(labels.latest), dtype=bool)
-    if not days:
-        return {}, matched_labels
-    chunks, owners = [], []
+    matched_labels = np.zeros(len(labels), dtype=bool)
+    digests: dict[date, str] = {}
     for day in days:
+        digest = hashlib.sha256()
         for file in sorted((root / f"{inference_log.DATE}={day.isoformat()}").glob("part-*.parquet")):
             try:
-                ids = pq.read_table(file, columns=[dataset.id_column]).column(0)
+                ids = pq.read_table(file, columns=[dataset.id_column]).column(0).to_numpy(zero_copy_only=False)
             except Exception as exc:
                 raise ChurnError(f"cannot read inference log file {file}: {exc.__class__.__name__}: {exc}") from None
-            chunks.append(pc.cast(ids, pa.string()))
-            owners.append((day, len(ids)))
-    value_set = pa.array(labels.latest.index.astype(str), type=pa.string())
-    everything = pa.chunked_array([c for chunk in chunks for c in chunk.chunks], type=pa.string())
-    position = np.asarray(pc.index_in(everything, value_set=value_set).to_numpy(zero_copy_only=False), dtype="float64")
-    found = ~np.isnan(position)
-    matched_labels[position[found].astype("int64")] = True
-    per_row = np.full(len(position), -1.0)
-    per_row[found] = labels.latest.to_numpy("float64")[position[found].astype("int64")]
-    digests: dict[date, hashlib._Hash] = {}
-    offset = 0
-    for day, length in owners:
-        digests.setdefault(day, hashlib.sha256()).update(per_row[offset:offset + length].tobytes())
-        offset += length
-    return {day: digests[day].hexdigest()[:16] if day in digests else "" for day in days}, matched_labels
+            position = labels.positions(ids)
+            hit = position[position >= 0]
+            matched_labels[hit] = True
+            per_row = np.full(len(position), -1.0)
+            per_row[position >= 0] = labels.values[hit]
+            digest.update(per_row.tobytes())
+        digests[day] = digest.hexdigest()[:16]
+    return digests, matched_labels
 
 
 def read_partition(root: Path, day: date, dataset: Dataset, labels: Labels, now: pd.Timestamp) -> Partition:
@@ -143,8 +158,8 @@ def compact(frame: pd.DataFrame, dataset: Dataset, labels: Labels) -> pd.DataFra
         out[column] = frame[column].to_numpy("float64")
     for column in [*dataset.categorical, MODEL_VERSION]:
         out[column] = pd.Categorical(frame[column].to_numpy())
-    out[inference_log.PROBABILITY] = frame[inference_log.PROBABILITY].to_numpy("float64")
-    out[inference_log.PREDICTION] = frame[inference_log.PREDICTION].to_numpy("int64")
+    out[PROBABILITY] = frame[PROBABILITY].to_numpy("float64")
+    out[PREDICTION] = frame[PREDICTION].to_numpy("int64")
     out[SCORED_AT] = frame[SCORED_AT].reset_index(drop=True)  # stays datetime64[ns, UTC]
     logged = encode(frame[dataset.label_column], dataset)
     attached = labels.lookup(frame[dataset.id_column])
