@@ -25,8 +25,12 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from churn.config import Params
 
 NUMERIC = [f"x{i}" for i in range(10)]
 CATEGORICAL = [f"c{i}" for i in range(10)]
@@ -34,7 +38,7 @@ LEVELS = ["a", "b", "c", "d", "e"]
 DAY0 = datetime(2026, 10, 1, tzinfo=timezone.utc)
 
 
-def make_params(root: Path):
+def make_params(root: Path) -> Params:
     from churn.config import load_params
 
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
@@ -56,11 +60,11 @@ def make_params(root: Path):
     return params.model_copy(update={"dataset": dataset, "monitor": monitor, "paths": paths})
 
 
-def _table(rng: np.random.Generator, n: int, shift: float):
+def _table(rng: np.random.Generator, n: int, shift: float) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Features, probability, decision and outcome as pyarrow arrays (categoricals dictionary-encoded)."""
     import pyarrow as pa
 
-    columns = {}
+    columns: dict[str, Any] = {}
     logit = np.full(n, -1.0)
     for i, name in enumerate(NUMERIC):
         values = rng.normal(shift * (i % 3 == 0), 1.0, n)
@@ -75,7 +79,7 @@ def _table(rng: np.random.Generator, n: int, shift: float):
     return columns, probability, outcome
 
 
-def _ids(day: int, n: int):
+def _ids(day: int, n: int) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -123,7 +127,7 @@ def write_baseline(root: Path, rows: int, rng: np.random.Generator) -> None:
     pq.write_table(table, root / "baseline.parquet")
 
 
-def _measured(root: str, now: str, queue) -> None:
+def _measured(root: str, now: str, queue: Any) -> None:
     """In a fresh process: one monitor run (tables and dashboard), its time and peak RSS."""
     from churn.monitoring import dashboard
     from churn.monitoring.run import run as monitor
@@ -148,7 +152,7 @@ def _measured(root: str, now: str, queue) -> None:
     })
 
 
-def _in_child(root: Path, now: datetime) -> dict:
+def _in_child(root: Path, now: datetime) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=_measured, args=(str(root), now.isoformat(), queue))
@@ -156,13 +160,14 @@ def _in_child(root: Path, now: datetime) -> dict:
     process.join()
     if process.exitcode != 0:
         raise RuntimeError(f"the measured monitor run failed (exit {process.exitcode})")
-    return queue.get()
+    figures: dict[str, Any] = queue.get()
+    return figures
 
 
-def run(rows: int = 10_000_000, days: int = 30, seed: int = 0, workdir: str | Path | None = None) -> dict:
+def run(rows: int = 10_000_000, days: int = 30, seed: int = 0, workdir: str | Path | None = None) -> dict[str, Any]:
     """Generate the log, then time a full run and an incremental run that adds one day."""
     own = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="monitor-bench-") if own else workdir)
+    root = Path(tempfile.mkdtemp(prefix="monitor-bench-")) if workdir is None else Path(workdir)
     try:
         rng = np.random.default_rng(seed)
         per_day = rows // days

@@ -142,7 +142,7 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
     up_to_date = not dirty and not gone and not labels_changed and settings.paths.drift.is_file()
 
     if up_to_date:
-        profile, drift = old_profile, _read_table(settings.paths.drift)
+        profile, drift = _read_table(settings.paths.profile), _read_table(settings.paths.drift)
         assert profile is not None and drift is not None
         return MonitorResult(
             profile, drift, summary, len(windows), 0, 0, 0, labels.duplicates, new.unknown_label_ids, True,
