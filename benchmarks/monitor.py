@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 NUMERIC = [f"x{i}" for i in range(10)]
 CATEGORICAL = [f"c{i}" for i in range(10)]
 LEVELS = ["a", "b", "c", "d", "e"]
-DAY0 = datetime(2026, 10, 1, tzinfo=timezone.utc)
+DAY0 = datetime(2026, 10, 1, tzinfo=UTC)
 
 
 def make_params(root: Path) -> Params:

@@ -3,23 +3,23 @@ an inference log written day by day through the real `inference_log.append`."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from churn.config import DriftScenario, Params
-from churn.data.simulate import simulate
-from churn.deployment import inference_log
-from churn.servable.scoring import PREDICTION, PROBABILITY, score_records
-from churn.io import write_parquet
 from churn.core.clean import clean_features, encode_labels
 from churn.core.contract import validate_raw
+from churn.data.simulate import simulate
+from churn.deployment import inference_log
+from churn.io import write_parquet
+from churn.servable.scoring import PREDICTION, PROBABILITY, score_records
 from churn.training.pipeline import build_pipeline
 
-DAY0 = datetime(2026, 11, 2, tzinfo=timezone.utc)  # a Monday
-NOW = datetime(2026, 12, 31, tzinfo=timezone.utc)
+DAY0 = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+NOW = datetime(2026, 12, 31, tzinfo=UTC)
 THRESHOLD = 0.35
 URI = "models:/churn-classifier@champion"
 

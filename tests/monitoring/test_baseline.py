@@ -73,9 +73,9 @@ def test_champion_training_set_from_the_dvc_cache_when_the_workspace_moved_on(ch
 
 
 def test_champion_training_set_nowhere_is_baseline_missing(champion, tmp_path):
-    params, version = champion
+    params, _ = champion
     (tmp_path / "train.parquet").unlink()
-    with pytest.raises(BaselineMissing, match="neither .*train.parquet nor in the DVC cache"):
+    with pytest.raises(BaselineMissing, match=r"neither .*train\.parquet nor in the DVC cache"):
         baseline.from_champion(params)
 
 
@@ -91,7 +91,7 @@ def test_no_champion_is_baseline_missing(champion, monkeypatch):
 def test_missing_lineage_tag_is_baseline_missing(champion):
     params, version = champion
     version.tags.pop("dvc.train_md5")
-    with pytest.raises(BaselineMissing, match="carries no dvc.train_md5"):
+    with pytest.raises(BaselineMissing, match=r"carries no dvc\.train_md5"):
         baseline.from_champion(params)
 
 

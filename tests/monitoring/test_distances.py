@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
 from churn.config import MonitorDrift
 from churn.monitoring.aggregate import ColumnSpec, sketch
 from churn.monitoring.distances import DRIFT, INSUFFICIENT, NO_DRIFT, Side, compare
-
-import pandas as pd
 
 SETTINGS = MonitorDrift()
 

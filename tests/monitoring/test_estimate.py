@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import validate_raw
 from churn.data.simulate import simulate
 from churn.monitoring import estimate
 from churn.monitoring.aggregate import estimated_quality
 from churn.monitoring.baseline import Reference
-from churn.core.clean import clean_features, encode_labels
-from churn.core.contract import validate_raw
 
 
 def scored(model, dataset, rows, seed, drift=None):

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from churn.config import DriftScenario
-from churn.deployment import inference_log
 from churn.errors import ChurnError
 from churn.io import write_parquet
 from churn.monitoring import run as run_module

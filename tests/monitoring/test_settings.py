@@ -12,13 +12,13 @@ def test_monitor_checks_slices_and_granularities(params):
     from churn.monitoring.settings import check
 
     bad_slice = params.monitor.model_copy(update={"slices": ["len(Contract) > 2"]})
-    with pytest.raises(ChurnError, match="monitor.slices in params.yaml: slice 'len"):
+    with pytest.raises(ChurnError, match=r"monitor\.slices in params\.yaml: slice 'len"):
         check(params.model_copy(update={"monitor": bad_slice}))
     unknown = params.monitor.model_copy(update={"slices": ["Tenure < 3"]})
     with pytest.raises(ChurnError, match="unknown columns"):
         check(params.model_copy(update={"monitor": unknown}))
     bad_window = params.monitor.model_copy(update={"granularities": ["1 fortnight"], "retrain": params.monitor.retrain.model_copy(update={"granularity": "1 fortnight"})})
-    with pytest.raises(ChurnError, match="monitor.granularities"):
+    with pytest.raises(ChurnError, match=r"monitor\.granularities"):
         check(params.model_copy(update={"monitor": bad_window}))
     check(params)  # the repository's own settings pass
 

@@ -26,7 +26,7 @@ def frames(drifted_per_window: list[int], estimated=None, counts=None):
     drift = pd.DataFrame([
         {"window_start": s, "granularity": "1 day", "model_version": "1", "slice_key": None, "drift_type": "BASELINE",
          "column_name": column, "drifted": i < n, "status": "drift" if i < n else "no drift"}
-        for s, n in zip(starts, drifted_per_window) for i, column in enumerate(FEATURES)
+        for s, n in zip(starts, drifted_per_window, strict=True) for i, column in enumerate(FEATURES)
     ])
     return profile, drift
 

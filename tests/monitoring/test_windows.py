@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -33,7 +33,7 @@ def test_window_starts():
 
 def test_days_and_windows_cover_each_other():
     week = parse_granularity("1 week")
-    start = week.start_of(datetime(2026, 11, 5, tzinfo=timezone.utc))
+    start = week.start_of(datetime(2026, 11, 5, tzinfo=UTC))
     assert week.days_of_window(start) == [date(2026, 11, d) for d in range(2, 9)]
     assert week.windows_of_day(date(2026, 11, 8)) == [start]
     assert len(parse_granularity("6 hours").windows_of_day(date(2026, 11, 8))) == 4

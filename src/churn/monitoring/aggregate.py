@@ -18,10 +18,9 @@ the code, are the contract:
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,7 +73,7 @@ def _split(frame: pd.DataFrame, keys: list[str]) -> list[tuple[dict[str, Any], n
     out = []
     for key, positions in _groups(frame, keys).indices.items():
         key = key if isinstance(key, tuple) else (key,)
-        out.append((dict(zip(keys, key)), np.asarray(positions)))
+        out.append((dict(zip(keys, key, strict=True)), np.asarray(positions)))
     return sorted(out, key=lambda item: tuple(str(v) for v in item[0].values()))
 
 
@@ -99,7 +98,7 @@ def profile(frame: pd.DataFrame, keys: list[str], spec: ColumnSpec) -> pd.DataFr
             if len(present):
                 quantiles = np.quantile(present, QUANTILES)
                 row.update(mean=present.mean(), stddev=present.std(ddof=1) if len(present) > 1 else np.nan,
-                           min=present.min(), max=present.max(), **dict(zip(QUANTILE_COLUMNS, quantiles)))
+                           min=present.min(), max=present.max(), **dict(zip(QUANTILE_COLUMNS, quantiles, strict=True)))
             rows.append(row)
     for column in spec.categorical:
         codes, levels = _levels(frame[column])

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from churn.config import Dataset, Params
-from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.io import md5_file
+from churn.servable.scoring import PREDICTION, PROBABILITY
 
 TAG_TRAIN_MD5 = "dvc.train_md5"
 TAG_VALIDATION_MD5 = "dvc.validation_md5"

@@ -9,7 +9,8 @@ from pathlib import Path
 from churn.config import Params
 from churn.errors import ChurnError
 from churn.io import write_json
-from churn.monitoring import dashboard, state as state_module, trigger
+from churn.monitoring import dashboard, trigger
+from churn.monitoring import state as state_module
 from churn.monitoring.run import MonitorResult, run, window_rows
 
 

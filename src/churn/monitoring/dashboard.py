@@ -8,12 +8,11 @@ window) is written beside it for drill-down and linked and framed from the page.
 
 from __future__ import annotations
 
-from typing import Any
-
 import base64
 import html
 import io
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 

@@ -18,9 +18,8 @@ least the threshold: Wasserstein for numeric, Jensen-Shannon for categorical col
 
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
@@ -49,7 +48,7 @@ class Side:
         return int(self.counts.sum())
 
     @classmethod
-    def of(cls, buckets: np.ndarray, counts: np.ndarray, totals: np.ndarray, numeric: bool) -> "Side":
+    def of(cls, buckets: np.ndarray, counts: np.ndarray, totals: np.ndarray, numeric: bool) -> Side:
         keys = buckets.astype("int64") if numeric else buckets.astype(str)
         order = np.argsort(keys, kind="stable")
         return cls(keys[order], counts[order].astype("float64"), totals[order].astype("float64"))

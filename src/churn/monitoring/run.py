@@ -7,27 +7,27 @@ which is cheap. When nothing changed nothing is written, so a second run changes
 
 from __future__ import annotations
 
-from typing import Any
-
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from churn.config import Params
 from churn.deployment import inference_log
-from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.io import write_parquet
 from churn.monitoring import baseline as baseline_module
-from churn.monitoring import estimate, source, state as state_module, tables
+from churn.monitoring import estimate, source, tables
+from churn.monitoring import state as state_module
 from churn.monitoring.aggregate import CALIBRATED, ColumnSpec, aggregate, sketch
 from churn.monitoring.settings import check as check_settings
 from churn.monitoring.slices import mask
 from churn.monitoring.windows import Granularity, parse_granularity
+from churn.servable.scoring import PREDICTION, PROBABILITY
 
 log = logging.getLogger("churn.monitor")
 MODEL_VERSION = inference_log.MODEL_VERSION
@@ -78,7 +78,7 @@ class _Window:
 def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
     settings, dataset = params.monitor, params.dataset
     root = Path(params.paths.inference_log)
-    now_ts = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("UTC")
+    now_ts = pd.Timestamp(now or datetime.now(UTC)).tz_convert("UTC")
     check_settings(params)
 
     listing = source.partition_files(root)
@@ -201,7 +201,7 @@ def window_rows(params: Params, key: str, now: datetime | None = None) -> pd.Dat
     text, start_text = key.split("|", 1)
     granularity, start = parse_granularity(text), pd.Timestamp(start_text)
     root = Path(params.paths.inference_log)
-    now_ts = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("UTC")
+    now_ts = pd.Timestamp(now or datetime.now(UTC)).tz_convert("UTC")
     empty = source.Labels(pd.Index(np.array([], dtype="uint64")), np.array([]), 0, "")
     frames = [
         source.read_partition(root, day, params.dataset, empty, now_ts).frame
@@ -320,7 +320,7 @@ def _compute(
 
 def _only(frame: pd.DataFrame, keys: set[str]) -> pd.DataFrame:
     starts = pd.to_datetime(frame["window_start"], utc=True)
-    window_keys = [state_module.window_key(g, s) for g, s in zip(frame["granularity"], starts)]
+    window_keys = [state_module.window_key(g, s) for g, s in zip(frame["granularity"], starts, strict=True)]
     return frame.loc[[k in keys for k in window_keys]]
 
 

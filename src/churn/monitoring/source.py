@@ -24,10 +24,10 @@ import pandas as pd
 
 from churn.config import Dataset
 from churn.deployment import inference_log
-from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 from churn.monitoring.aggregate import LABEL
 from churn.monitoring.baseline import encode
+from churn.servable.scoring import PREDICTION, PROBABILITY
 
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 SCORED_AT = inference_log.SCORED_AT

@@ -9,12 +9,11 @@ version and slice, when it has rows).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from collections.abc import Iterator
 
 from churn.config import MonitorDrift
 from churn.monitoring import distances
@@ -46,7 +45,7 @@ def finish_profile(profile: pd.DataFrame, min_rows: int) -> pd.DataFrame:
     out = profile.reindex(columns=PROFILE_COLUMNS)
     table = out["column_name"] == TABLE
     enough = out["count"].fillna(0).to_numpy() >= min_rows
-    out["status"] = [(OK if ok else INSUFFICIENT) if is_table else None for is_table, ok in zip(table, enough)]
+    out["status"] = [(OK if ok else INSUFFICIENT) if is_table else None for is_table, ok in zip(table, enough, strict=True)]
     for column in ("window_start", "window_end"):
         out[column] = pd.to_datetime(out[column], utc=True).astype(_TIMESTAMP)
     for column in ("count", "num_nulls", "distinct_count", "label_count"):
@@ -111,7 +110,7 @@ def drift_table(
     rows = []
     for key in sorted(by_window, key=lambda k: tuple(str(v) for v in k)):
         start, granularity = key[0], key[1]
-        group = {name: (value if value != "" else None) for name, value in zip(GROUP, key[1:])}
+        group = {name: (value if value != "" else None) for name, value in zip(GROUP, key[1:], strict=True)}
         reference = reference_by_slice.get(key[3], {})
         end = start + widths[granularity]
         previous_start = start - widths[granularity]
@@ -152,7 +151,7 @@ def _sides(
     buckets = ordered["bucket"].to_numpy(dtype=object)
     counts = ordered["count"].to_numpy("float64")
     totals = ordered["total"].to_numpy("float64")
-    for first, last in zip(starts, ends):
+    for first, last in zip(starts, ends, strict=True):
         key = tuple(key_values[first])
         column = key[-1]
         yield key, distances.Side.of(buckets[first:last], counts[first:last], totals[first:last], column in numeric)

@@ -17,9 +17,8 @@ enough rows, it cannot be made and says so (CheckImpossible, exit 2 in the CLI).
 
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,7 @@ class Granularity:
 
     def windows_of_day(self, day: date) -> list[pd.Timestamp]:
         """Starts of every window that overlaps the UTC day (a log partition)."""
-        begin = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        begin = datetime(day.year, day.month, day.day, tzinfo=UTC)
         first = self.start_of(begin)
         end = pd.Timestamp(begin + timedelta(days=1))
         out = []
@@ -60,7 +60,7 @@ class Granularity:
         end = start + self.width
         day = start.date()
         out = []
-        while pd.Timestamp(datetime(day.year, day.month, day.day, tzinfo=timezone.utc)) < end:
+        while pd.Timestamp(datetime(day.year, day.month, day.day, tzinfo=UTC)) < end:
             out.append(day)
             day = day + timedelta(days=1)
         return out
