@@ -302,3 +302,65 @@ def test_pandera_check_names_read_as_plain_words(check, meaning):
     from churn.core.contract import _check_name
 
     assert _check_name(check) == meaning
+
+
+# --- scoring input, row by row (validate_rows) -------------------------------------------
+
+
+def test_valid_scoring_rows_are_all_kept(raw_frame, dataset):
+    from churn.core.contract import REASONS_COLUMN, validate_rows
+
+    valid, rejected = validate_rows(raw_frame, dataset)
+    assert len(valid) == len(raw_frame) and rejected.empty
+    assert list(rejected.columns) == [*raw_frame.columns, REASONS_COLUMN]
+    assert valid["tenure"].dtype == float
+
+
+def test_each_bad_row_is_rejected_with_all_its_reasons_and_the_rest_scored(raw_frame, dataset):
+    from churn.core.contract import REASONS_COLUMN, validate_rows
+
+    raw = raw_frame.copy()
+    raw.index = range(100, 100 + len(raw))  # any index: rows are reported by position
+    raw.iloc[1, raw.columns.get_loc("tenure")] = "abc"
+    raw.iloc[1, raw.columns.get_loc("MonthlyCharges")] = "x"
+    raw.iloc[4, raw.columns.get_loc("Contract")] = "Weekly"
+    raw.iloc[4, raw.columns.get_loc("tenure")] = "-3"
+    valid, rejected = validate_rows(raw, dataset, source="batch.csv")
+    assert list(rejected[dataset.id_column]) == [raw_frame.loc[1, dataset.id_column], raw_frame.loc[4, dataset.id_column]]
+    assert list(rejected.index) == [0, 1]
+    first, second = rejected[REASONS_COLUMN]
+    assert first == "MonthlyCharges: wrong type (not a number) 'x'; tenure: wrong type (not a number) 'abc'"
+    assert second == ("tenure: below the minimum 0.0 -3.0; "
+                      "Contract: unknown value (allowed: ['Month-to-month', 'One year', 'Two year']) 'Weekly'")
+    assert len(valid) == len(raw) - 2
+    assert raw_frame.loc[1, dataset.id_column] not in set(valid[dataset.id_column])
+
+
+def test_scoring_rows_may_omit_or_blank_the_label(raw_frame, dataset):
+    from churn.core.contract import validate_rows
+
+    valid, rejected = validate_rows(raw_frame.drop(columns=[dataset.label_column]), dataset)
+    assert rejected.empty and len(valid) == len(raw_frame)
+    blank = raw_frame.copy()
+    blank[dataset.label_column] = np.nan
+    valid, rejected = validate_rows(blank, dataset)
+    assert rejected.empty and len(valid) == len(raw_frame)
+
+
+def test_a_table_problem_in_scoring_input_raises_naming_the_source(raw_frame, dataset):
+    from churn.core.contract import validate_rows
+
+    with pytest.raises(ContractError, match=r"batch\.csv breaks the data contract") as info:
+        validate_rows(raw_frame.drop(columns=["Contract"]), dataset, source="batch.csv")
+    assert [(f.column, f.check) for f in info.value.failures] == [("Contract", "column is missing")]
+
+
+def test_a_repeated_reason_is_given_once(raw_frame, dataset):
+    from churn.core.contract import REASONS_COLUMN, validate_rows
+
+    raw = raw_frame.copy()
+    raw.loc[0, "tenure"] = "2.5"  # not an integer: one reason, however pandera reports it
+    _, rejected = validate_rows(raw, dataset)
+    (reason,) = rejected[REASONS_COLUMN]
+    parts = reason.split("; ")
+    assert len(parts) == len(set(parts)) and "tenure" in reason
