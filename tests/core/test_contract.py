@@ -353,6 +353,8 @@ def test_a_table_problem_in_scoring_input_raises_naming_the_source(raw_frame, da
     with pytest.raises(ContractError, match=r"batch\.csv breaks the data contract") as info:
         validate_rows(raw_frame.drop(columns=["Contract"]), dataset, source="batch.csv")
     assert [(f.column, f.check) for f in info.value.failures] == [("Contract", "column is missing")]
+    with pytest.raises(ContractError, match=r"^input breaks the data contract"):
+        validate_rows(raw_frame.drop(columns=["Contract"]), dataset)
 
 
 def test_a_repeated_reason_is_given_once(raw_frame, dataset):

@@ -117,6 +117,9 @@ def judge(statuses: dict[str, str], equivalents: list[Equivalent], mutated_line)
         else:
             counts[module][status.replace(" ", "_")] += 1
             problems.append(f"{name}: {status}")
+    for module, count in counts.items():
+        if scoped and not count["total"]:
+            problems.append(f"{module}: no mutant has a result (not run, or the module moved: update SCOPE)")
     for name in sorted(set(excused) - set(scoped)):
         problems.append(f"{name}: listed in equivalent.md but not a mutant in scope any more: remove or update it")
     for name in sorted(set(excused) & set(scoped)):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mutation.run import EQUIVALENT, Equivalent, in_scope, judge, parse_results, patterns, read_equivalents
+from tests.mutation.run import EQUIVALENT, SCOPE, Equivalent, in_scope, judge, parse_results, patterns, read_equivalents
 
 RESULTS = """\
     churn.registry.promotion.x_promote__mutmut_1: killed
@@ -25,17 +25,24 @@ def diff(name: str) -> str:
 def test_survivors_in_scope_fail_and_out_of_scope_functions_do_not_count():
     verdict = judge(parse_results(RESULTS), [], diff)
     assert not verdict.passed
-    assert verdict.problems == [
+    named = [p for p in verdict.problems if "no mutant has a result" not in p]
+    assert named == [
         "churn.core.model_file.x_load_model__mutmut_4: no tests",
         "churn.registry.promotion.x_rollback__mutmut_7: survived",
     ]
+    # modules in scope without any result were not tested at all: that fails too
+    assert "churn.core.contract: no mutant has a result (not run, or the module moved: update SCOPE)" in verdict.problems
     assert verdict.counts["churn.registry.promotion"] == {"total": 3, "killed": 2, "survived": 1}
     assert "churn.validation.stage" not in verdict.counts  # the validate stage is out of scope
     assert verdict.counts["churn.core.model_file"]["total"] == 1  # canonicalize() is out of scope
 
 
+def every_module_killed(extra: str) -> str:
+    return "".join(f"    {module}.x_load_model__mutmut_1: killed\n" for module in SCOPE) + extra
+
+
 def test_a_reviewed_equivalent_is_excused_only_while_it_still_writes_that_line():
-    results = "    churn.registry.promotion.x_rollback__mutmut_7: survived\n"
+    results = every_module_killed("    churn.registry.promotion.x_rollback__mutmut_7: survived\n")
     entry = Equivalent("churn.registry.promotion.x_rollback__mutmut_7", "previous = None", "why")
     assert judge(parse_results(results), [entry], diff).passed
     moved = Equivalent(entry.name, "previous = current", "why")
@@ -44,7 +51,7 @@ def test_a_reviewed_equivalent_is_excused_only_while_it_still_writes_that_line()
 
 
 def test_stale_entries_fail():
-    results = "    churn.registry.promotion.x_rollback__mutmut_7: killed\n"
+    results = every_module_killed("    churn.registry.promotion.x_rollback__mutmut_7: killed\n")
     entries = [Equivalent("churn.registry.promotion.x_rollback__mutmut_7", "x", "why"),
                Equivalent("churn.registry.promotion.x_gone__mutmut_1", "x", "why")]
     problems = judge(parse_results(results), entries, diff).problems

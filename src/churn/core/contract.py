@@ -207,7 +207,7 @@ def validate_rows(raw: pd.DataFrame, dataset: Dataset, source: str = "input") ->
     raw = raw.reset_index(drop=True)
     prepared, type_failures, bad_cells = parse_numbers(normalise(raw, dataset), dataset)
     reasons: dict[int, list[str]] = {}
-    for column, index in sorted(bad_cells, key=lambda cell: (cell[1], cell[0])):
+    for column, index in sorted(bad_cells):  # each row's reasons in column order
         reasons.setdefault(index, []).append(f"{column}: wrong type (not a number) {raw.at[index, column]!r}")
     try:
         raw_schema(dataset, label_required=False).validate(prepared, lazy=True)
