@@ -329,3 +329,28 @@ def test_zip_without_schema_is_not_a_valid_archive():
         archive.writestr("hello.txt", "hi")
     with pytest.raises(ChurnError, match="is not a valid skops archive"):
         load_model(buffer.getvalue())
+
+
+def test_the_allow_list_refusal_names_every_foreign_type():
+    import datetime
+    from fractions import Fraction
+
+    import skops.io as sio
+
+    from churn.core.model_file import trusted_types_of
+
+    data = sio.dumps([Fraction(1, 2), datetime.timedelta(1)])
+    with pytest.raises(ChurnError) as info:
+        trusted_types_of(data)
+    assert str(info.value) == (
+        "The model data contains types outside sklearn/numpy that will not be loaded: "
+        "datetime.timedelta, fractions.Fraction. It is not a model this project wrote."
+    )
+
+
+def test_a_non_archive_is_refused_naming_the_error():
+    from churn.core.model_file import trusted_types_of
+
+    with pytest.raises(ChurnError) as info:
+        trusted_types_of(b"not a zip")
+    assert str(info.value).startswith("The model data is not a valid skops archive (BadZipFile: ")

@@ -109,6 +109,7 @@ def judge(statuses: dict[str, str], equivalents: list[Equivalent], mutated_line)
         counts[module]["total"] += 1
         if status in DETECTED:
             counts[module]["killed"] += 1
+            counts[module]["timeout"] += status == "timeout"
         elif name in excused:
             if excused[name].line not in mutated_line(name):
                 problems.append(f"{name}: equivalent.md says it changes `{excused[name].line}`, it no longer does: review it again")
@@ -129,14 +130,18 @@ def judge(statuses: dict[str, str], equivalents: list[Equivalent], mutated_line)
 
 
 def table(verdict: Verdict) -> str:
-    lines = ["| module | mutants | killed | equivalent | other |", "| --- | ---: | ---: | ---: | ---: |"]
-    totals = Counter()
+    lines = [
+        "| module | mutants | killed (of which timeouts) | equivalent | not accounted for |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    totals: Counter = Counter()
     for module, count in verdict.counts.items():
         other = count["total"] - count["killed"] - count["equivalent"]
-        lines.append(f"| `{module}` | {count['total']} | {count['killed']} | {count['equivalent']} | {other} |")
+        lines.append(f"| `{module}` | {count['total']} | {count['killed']} ({count['timeout']}) | "
+                     f"{count['equivalent']} | {other} |")
         totals.update(count)
     other = totals["total"] - totals["killed"] - totals["equivalent"]
-    lines.append(f"| all | {totals['total']} | {totals['killed']} | {totals['equivalent']} | {other} |")
+    lines.append(f"| all | {totals['total']} | {totals['killed']} ({totals['timeout']}) | {totals['equivalent']} | {other} |")
     return "\n".join(lines)
 
 

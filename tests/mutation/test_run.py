@@ -32,7 +32,7 @@ def test_survivors_in_scope_fail_and_out_of_scope_functions_do_not_count():
     ]
     # modules in scope without any result were not tested at all: that fails too
     assert "churn.core.contract: no mutant has a result (not run, or the module moved: update SCOPE)" in verdict.problems
-    assert verdict.counts["churn.registry.promotion"] == {"total": 3, "killed": 2, "survived": 1}
+    assert verdict.counts["churn.registry.promotion"] == {"total": 3, "killed": 2, "timeout": 1, "survived": 1}
     assert "churn.validation.stage" not in verdict.counts  # the validate stage is out of scope
     assert verdict.counts["churn.core.model_file"]["total"] == 1  # canonicalize() is out of scope
 
