@@ -30,6 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_DIR = REPO / ".github" / "workflows"
 WORKFLOWS = sorted([*WORKFLOW_DIR.glob("*.yml"), *WORKFLOW_DIR.glob("*.yaml")])
 AZURE = REPO / "azure-pipelines.yml"
+AZURE_MONITOR = REPO / "azure-pipelines.monitor.yml"
+AZURE_PIPELINES = [AZURE, AZURE_MONITOR]
+RETRAIN_PR = REPO / "scripts" / "retrain_pr.sh"
 MAKEFILE = REPO / "Makefile"
 
 # zizmor findings deliberately silenced with an inline `# zizmor: ignore[...]` comment, and why.
@@ -37,6 +40,13 @@ ALLOWED_ZIZMOR_IGNORES = {
     # The fork-comment workflow needs a write token for a PR whose run had none; it never
     # checks out or runs the PR's code and treats the artifact as data.
     ("pr-comment.yml", "dangerous-triggers"),
+}
+
+
+# Jobs that may write more than a PR comment, and what: the monitor's retraining job pushes
+# one bot branch and opens its pull request (test_monitor_workflow checks how).
+ALLOWED_WRITERS = {
+    ("monitor.yml", "retrain"): {"contents", "pull-requests"},
 }
 
 
@@ -251,7 +261,7 @@ def churn_subcommands() -> set[str]:
 def all_invocations() -> list[tuple[str, str, str, str]]:
     """(file, location, kind, name) for every make/churn call in every CI definition."""
     found = []
-    for path in [*WORKFLOWS, AZURE]:
+    for path in [*WORKFLOWS, *AZURE_PIPELINES]:
         for where, script in shell_scripts(_load(path)):
             for kind, name in invocations(script):
                 found.append((_rel(path), where, kind, name))
@@ -309,8 +319,8 @@ def test_the_checks_below_catch_unknown_commands():
 
 def test_ci_definitions_exist():
     names = {path.name for path in WORKFLOWS}
-    assert {"pr.yml", "main.yml", "pr-comment.yml", "mutation.yml"} <= names, names
-    assert AZURE.is_file()
+    assert {"pr.yml", "main.yml", "pr-comment.yml", "mutation.yml", "monitor.yml"} <= names, names
+    assert all(path.is_file() for path in AZURE_PIPELINES)
 
 
 def test_every_make_target_exists_in_the_makefile():
@@ -341,6 +351,10 @@ def test_every_churn_subcommand_exists_in_the_cli():
         (".github/workflows/mutation.yml", {("make", "install"), ("make", "mutation")}),
         ("azure-pipelines.yml", {("make", "install"), ("make", "test"), ("make", "run"), ("churn", "gate"),
                                  ("churn", "report"), ("churn", "challenge"), ("churn", "promote")}),
+        (".github/workflows/monitor.yml", {("make", "install"), ("churn", "monitor"), ("churn", "ensure-data"),
+                                           ("churn", "refresh")}),
+        ("azure-pipelines.monitor.yml", {("make", "install"), ("churn", "monitor"), ("churn", "ensure-data"),
+                                         ("churn", "refresh")}),
     ],
 )
 def test_the_pipelines_call_the_stages(file, expected):
@@ -409,12 +423,13 @@ def test_workflows_match_the_github_schema():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_azure_pipeline_matches_its_schema():
+@pytest.mark.parametrize("azure", AZURE_PIPELINES, ids=lambda p: p.name)
+def test_azure_pipeline_matches_its_schema(azure):
     # The bundled Azure schema has a branch-name pattern with the escape `\:`, which is
     # invalid in ECMAScript's unicode mode (check-jsonschema's default, via regress, crashes
     # on it); the non-unicode ECMAScript dialect reads the schema as its authors meant.
     result = _run(_tool("check-jsonschema"), "--regex-variant", "nonunicode",
-                  "--builtin-schema", "vendor.azure-pipelines", _rel(AZURE))
+                  "--builtin-schema", "vendor.azure-pipelines", _rel(azure))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -467,6 +482,9 @@ def test_permissions_timeouts_and_triggers(path):
         assert "timeout-minutes" in job, f"{path.name}: job {job_id} has no timeout-minutes"
         assert "permissions" in job, f"{path.name}: job {job_id} has no permissions"
         writes = {scope for scope, level in (job["permissions"] or {}).items() if level == "write"}
+        if (path.name, job_id) in ALLOWED_WRITERS:
+            assert writes <= ALLOWED_WRITERS[(path.name, job_id)], f"{path.name}: job {job_id} writes {writes}"
+            continue
         assert writes <= {"pull-requests"}, f"{path.name}: job {job_id} writes {writes}"
         if "pull-requests" in writes:
             scripts = " ".join(s for _, s in shell_scripts(job))
@@ -612,3 +630,54 @@ def test_mutation_workflow():
     step = next(s for s in _steps(job) if "make mutation" in str(s.get("run", "")))
     assert "||" not in step["run"] and not step.get("continue-on-error")
     assert "secrets." not in path.read_text()
+
+
+def test_monitor_workflow():
+    path = _workflow("monitor.yml")
+    doc = _load(path)
+    triggers = _triggers(doc)
+    assert set(triggers) == {"schedule", "workflow_dispatch"}
+    assert triggers["schedule"] and all("cron" in entry for entry in triggers["schedule"])
+    assert doc["concurrency"]["cancel-in-progress"] is False
+    jobs = _jobs(path)
+    assert set(jobs) == {"monitor", "retrain"}
+    assert jobs["monitor"]["permissions"] == {"contents": "read"}
+    monitor = [str(s.get("run", "")) for s in _steps(jobs["monitor"])]
+    # The check's exit code decides: 1 = fired, 0 = quiet, anything else fails the run.
+    check = next(r for r in monitor if "churn monitor --check" in r)
+    assert "fired=true" in check and "fired=false" in check and 'exit "$status"' in check
+    assert any(r.strip().endswith("churn monitor") for r in monitor)
+    assert any("INFERENCE_LOG_URL" in r and "missing" in r for r in monitor), "an unconfigured monitor must fail"
+    uploads = [s for s in _steps(jobs["monitor"]) if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    dashboard = next(u for u in uploads if "reports/monitoring.html" in u["with"]["path"])
+    assert dashboard.get("if") == "${{ !cancelled() }}"
+
+    retrain = jobs["retrain"]
+    assert retrain["needs"] == "monitor"
+    assert "needs.monitor.outputs.fired == 'true'" in retrain["if"] and "refs/heads/main" in retrain["if"]
+    runs = [str(s.get("run", "")) for s in _steps(retrain)]
+    refresh = next(i for i, r in enumerate(runs) if "churn refresh" in r)
+    pr = next(i for i, r in enumerate(runs) if "scripts/retrain_pr.sh" in r)
+    assert refresh < pr and "dvc push" in runs[refresh], "the snapshot must reach the remote before the PR"
+    assert "RETRAIN_PR_TOKEN" in json.dumps(_steps(retrain)[pr])
+
+
+def test_azure_monitor_pipeline():
+    doc = _load(AZURE_MONITOR)
+    assert doc["trigger"] == "none" and doc["pr"] == "none" and doc["schedules"]
+    (job,) = doc["jobs"]
+    assert "timeoutInMinutes" in job
+    scripts = [step.get("bash", "") for step in job["steps"]]
+    check = next(s for s in scripts if "churn monitor --check" in s)
+    assert "FIRED]true" in check and 'exit "$status"' in check
+    pr_step = next(step for step in job["steps"] if "scripts/retrain_pr.sh" in step.get("bash", ""))
+    assert "churn refresh" in pr_step["bash"] and "dvc push" in pr_step["bash"]
+    assert "eq(variables['FIRED'], 'true')" in pr_step["condition"] and "refs/heads/main" in pr_step["condition"]
+
+
+def test_the_retraining_pr_script_pushes_only_its_own_branch():
+    text = RETRAIN_PR.read_text()
+    pushes = [line.strip() for line in text.splitlines() if line.strip().startswith("git push")]
+    assert pushes == ['git push --quiet --force origin "HEAD:refs/heads/$branch"'], pushes
+    assert 'branch="${RETRAIN_BRANCH:-monitor/retrain}"' in text
+    assert 'git check-ref-format --branch "$branch"' in text
