@@ -33,6 +33,10 @@ mutation: $(STAMP) ## mutation testing of the safety-critical modules (slow; fai
 	rm -rf mutants
 	CHURN_TEST_REGISTRY_CACHE=$(CURDIR)/.mutation-cache $(BIN)/python -m tests.mutation.run
 
+.PHONY: lifecycle
+lifecycle: $(STAMP) ## the whole lifecycle on simulated data, in a throw-away project: deploy, monitor, drift, refresh, retrain, recover
+	$(BIN)/python scripts/lifecycle.py
+
 install: $(STAMP) ## only create/refresh .venv
 
 # The environment build says what it installs, one line per step (the tools stay --quiet),
