@@ -57,12 +57,14 @@ class Plan:
     last_n: int  # the retraining rule: violations in at least min_violations of the last_n windows
     min_violations: int
     quick_stages: bool = False  # fewer boosting rounds and permutation repeats (the e2e test)
+    drill_down: bool = True  # the monitor's evidently report of the latest window (seconds per run)
 
 
 FULL = Plan(customers=8000, rows_per_day=1000, baseline_days=7, drifted_days=7, recovery_days=3,
             label_delay_days=30, granularities=("1 day", "1 week"), last_n=5, min_violations=3)
 SMALL = Plan(customers=3000, rows_per_day=1000, baseline_days=3, drifted_days=4, recovery_days=2,
-             label_delay_days=30, granularities=("1 day",), last_n=3, min_violations=2, quick_stages=True)
+             label_delay_days=30, granularities=("1 day",), last_n=3, min_violations=2, quick_stages=True,
+             drill_down=False)
 
 
 class LifecycleError(Exception):
@@ -193,8 +195,12 @@ def score(project: Project, batches: list[tuple[datetime, Path]]) -> None:
         project.churn("predict", "--input", str(path), "--output", str(out), "--as-of", day.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
-def check(project: Project, expect: int, meaning: str) -> None:
-    code = project.churn("monitor", "--check", expect=(0, 1))
+def monitor_args(plan: Plan) -> tuple[str, ...]:
+    return () if plan.drill_down else ("--no-drill-down",)
+
+
+def check(project: Project, plan: Plan, expect: int, meaning: str) -> None:
+    code = project.churn("monitor", "--check", *monitor_args(plan), expect=(0, 1))
     if code != expect:
         raise LifecycleError(f"the monitor should be {meaning} here, but `churn monitor --check` exited {code}")
     say(f"--> monitor: {meaning} (exit {code}), as expected")
@@ -229,8 +235,8 @@ def lifecycle(workdir: Path, plan: Plan) -> None:
     score(project, scored)
     say(f"labels arrive {plan.label_delay_days} days after each prediction:")
     project.churn("label", "--input", str(labels))
-    project.churn("monitor")
-    check(project, 0, "quiet on the baseline period")
+    project.churn("monitor", *monitor_args(plan))
+    check(project, plan, 0, "quiet on the baseline period")
 
     step("3", f"the drifted period: {plan.drifted_days} daily batches, "
               f"{drifted_days[0]:%Y-%m-%d} to {drifted_days[-1]:%Y-%m-%d}")
@@ -238,7 +244,7 @@ def lifecycle(workdir: Path, plan: Plan) -> None:
     scored, labels = daily_batches(frame, drifted_days, plan, batches / "drifted", now)
     score(project, scored)
     project.churn("label", "--input", str(labels))
-    check(project, 1, "firing on the drifted period")
+    check(project, plan, 1, "firing on the drifted period")
 
     step("4", "close the loop: refresh the snapshot, then what the retraining pull request does")
     end = drifted_days[-1] + timedelta(hours=1)
@@ -255,7 +261,7 @@ def lifecycle(workdir: Path, plan: Plan) -> None:
     frame = simulate_period(project, "drifted", 303, plan.rows_per_day * plan.recovery_days, batches / "recovery.csv")
     scored, _ = daily_batches(frame, recovery_days, plan, batches / "recovery", now)
     score(project, scored)
-    check(project, 0, "quiet again under the retrained champion")
+    check(project, plan, 0, "quiet again under the retrained champion")
 
     project.churn("which")
     say(f"\nlifecycle complete in {time.perf_counter() - started:.0f} s; project, dashboard and tables in "
