@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -208,7 +208,7 @@ def check(project: Project, plan: Plan, expect: int, meaning: str) -> None:
 
 def lifecycle(workdir: Path, plan: Plan) -> None:
     started = time.perf_counter()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     total = plan.baseline_days + plan.drifted_days + plan.recovery_days
     # Day i of the story is at noon UTC, ending a day before today so every --as-of is past.
     first = (now - timedelta(days=total + 1)).replace(hour=12, minute=0, second=0, microsecond=0)
