@@ -5,10 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
+# Server binaries for `make services` and the tests (requirements-services.lock).
+SERVICES_STAMP := $(VENV)/.services-installed
 # Stage commands (`churn ...`) and dvc resolve from the project's environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test test-fast lint install lock help mutation
+.PHONY: run test test-fast lint install lock help mutation services services-down services-status
 
 run: $(STAMP) ## pull or recreate the raw data, reproduce the pipeline, print a summary
 	churn ensure-data
@@ -16,10 +18,10 @@ run: $(STAMP) ## pull or recreate the raw data, reproduce the pipeline, print a 
 	churn drift-report --if-stale
 	churn summary
 
-test: $(STAMP) ## the whole test suite, end-to-end tests included
+test: $(STAMP) $(SERVICES_STAMP) ## the whole test suite, end-to-end tests included
 	pytest
 
-test-fast: $(STAMP) ## unit tests only, on every core (pytest-xdist)
+test-fast: $(STAMP) $(SERVICES_STAMP) ## unit tests only, on every core (pytest-xdist)
 	pytest -m "not e2e" -n auto
 
 lint: $(STAMP) ## ruff on src/ and tests/, mypy --strict on src/
@@ -58,6 +60,30 @@ $(STAMP): requirements.lock pyproject.toml
 lock: ## re-resolve requirements.lock after editing pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra services --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes -c requirements.lock \
+		-o requirements-services.lock
+
+# Team mode on this machine (README "Team mode"): PostgreSQL, an S3 server and an MLflow
+# server on 127.0.0.1, data under .services/. Ports: CHURN_PG_PORT, CHURN_S3_PORT,
+# CHURN_MLFLOW_PORT (e.g. `make services CHURN_MLFLOW_PORT=5500`).
+$(SERVICES_STAMP): requirements-services.lock $(STAMP)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements-services.lock
+	touch $@
+
+services: $(STAMP) $(SERVICES_STAMP) ## start PostgreSQL, S3 and MLflow locally; writes .services/env
+	@test -x /usr/lib/postgresql/15/bin/initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| test -n "$$PG_BIN" || command -v pg_config >/dev/null \
+		|| { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
+			&& { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }; } \
+		|| { echo "error: PostgreSQL server binaries missing: install the postgresql package (as root: apt-get install -y postgresql)" >&2; exit 2; }
+	$(BIN)/python scripts/services.py up
+
+services-down: ## stop what `make services` started
+	$(BIN)/python scripts/services.py down
+
+services-status: ## what `make services` runs, and where
+	$(BIN)/python scripts/services.py status
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -70,3 +71,59 @@ def raw_csv_text() -> str:
 @pytest.fixture(scope="session")
 def special_ids() -> dict[str, str]:
     return {"tenure_zero": TENURE_ZERO_ID, "no_internet": NO_INTERNET_ID, "no_phone": NO_PHONE_ID}
+
+
+# --- an S3 server (`rclone serve s3`, the services extra) -----------------------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    env: dict[str, str]  # what a client needs: keys, endpoint, region
+    bucket: str  # an empty bucket made for the session
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name=self.env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def keys(self, prefix: str = "") -> list[str]:
+        listed = self.client().list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server on a free loopback port, started the way `make services` starts it."""
+    import secrets
+    import socket
+
+    from scripts import services
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    layout = services.Layout(tmp_path_factory.mktemp("s3-server"))
+    keys = {"s3_access_key": "test" + secrets.token_hex(6), "s3_secret_key": secrets.token_urlsafe(24)}
+    record = services.start_s3(layout, port, keys)
+    try:
+        services.ensure_buckets(port, keys)
+        endpoint = f"http://127.0.0.1:{port}"
+        env = {
+            "AWS_ACCESS_KEY_ID": keys["s3_access_key"], "AWS_SECRET_ACCESS_KEY": keys["s3_secret_key"],
+            "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": services.REGION,
+        }
+        yield S3Server(endpoint, env, services.BUCKETS["data"])
+    finally:
+        services.stop(record)
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch) -> S3Server:
+    """The S3 server, with this test's environment pointing every client at it."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return s3_server

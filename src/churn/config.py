@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from churn.errors import ChurnError
+
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def is_url(location: str | Path) -> bool:
+    return isinstance(location, str) and _URL.match(location) is not None
+
+
+def as_location(value: Any) -> Any:
+    """URLs stay text (a Path would fold `s3://` to `s3:/`); other text becomes a Path."""
+    if isinstance(value, str) and is_url(value):
+        from fsspec.registry import known_implementations
+
+        scheme = _URL.match(value).group("scheme")  # type: ignore[union-attr]
+        if scheme not in known_implementations:
+            raise ValueError(
+                f"{value!r} has an unknown storage scheme {scheme!r}: use a local path or e.g. s3://bucket/prefix"
+            )
+        return value.rstrip("/")
+    if isinstance(value, (str, Path)):
+        return Path(value)
+    return value
+
+
+# A folder written around the graph: a local path, or an object-store URL (s3://bucket/prefix)
+# that a team shares (read and written by churn.storage).
+Location = Annotated[Path | str, BeforeValidator(as_location)]
 
 
 class _Strict(BaseModel):
@@ -33,7 +61,7 @@ class Paths(_Strict):
     plots_dir: Path
     drift_report_html: Path
     challenge: Path = Path("reports/challenge.json")
-    inference_log: Path = Path("data/inference_log")
+    inference_log: Location = Path("data/inference_log")
 
 
 class DriftScenario(_Strict):

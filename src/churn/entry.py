@@ -31,8 +31,10 @@ def configure_process(quiet: bool = False) -> None:
     handler = progress.LogHandler()  # log lines appear above progress bars, not through them
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    for noisy in ("mlflow", "alembic", "urllib3", "evidently", "git"):
+    for noisy in ("mlflow", "alembic", "urllib3", "evidently", "git", "botocore", "aiobotocore", "s3fs", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 warns on every retry of a dead server; the command's own error says it once.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.")

@@ -159,8 +159,8 @@ def build(params: Params, as_of: datetime, *, log_root: str | Path | None = None
     """The new snapshot (raw text, contract-valid), its counts, and the window's start."""
     dataset, settings = params.dataset, params.refresh
     window_start = as_of - timedelta(days=settings.window_days)
-    root = Path(params.paths.inference_log if log_root is None else log_root)
-    if not root.is_dir():
+    root = params.paths.inference_log if log_root is None else log_root
+    if not inference_log.exists(root):
         raise ChurnError(f"the inference log {root} does not exist: nothing to refresh from (score and label first)")
     log = inference_log.read_log(root, window_start.date(), as_of.date(), dataset=dataset, with_labels=True)
     in_window = (log[inference_log.SCORED_AT] >= pd.Timestamp(window_start)) & (
@@ -218,7 +218,7 @@ def refresh(params: Params, as_of: datetime | None = None, *, log_root: str | Pa
             )
     frame, counts, window_start = build(params, as_of, log_root=log_root, meta=meta)
     write_csv(raw, frame)
-    root = Path(params.paths.inference_log if log_root is None else log_root)
+    root = params.paths.inference_log if log_root is None else log_root
     provenance = {
         "source": REFRESH_SOURCE,
         "as_of": _iso(as_of),

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from churn import progress
-from churn.config import Params
+from churn.config import Params, is_url
 from churn.deployment import inference_log
 from churn.servable.pyfunc import ChurnModel
 from churn.servable.scoring import PREDICTION, PROBABILITY
@@ -41,7 +41,7 @@ class PredictResult:
     scored_rows: int
     rejected_rows: int
     rejected_path: Path | None
-    log_file: Path | None
+    log_file: Path | str | None  # a URL when the log is in an object store
     model_uri: str
     model_version: str
 
@@ -166,7 +166,7 @@ def predict(
     # may be in the past, never in the future.
     refuse_future(scored_at, "the batch's time (--as-of)")
     model_uri = resolve_model_uri(params, alias, version)
-    log_root = Path(params.paths.inference_log if log_root is None else log_root)
+    log_root = params.paths.inference_log if log_root is None else log_root
 
     # Everything that can fail for the table as a whole fails here, before any write.
     with progress.phase(f"reading {input_path}") as step:
@@ -215,10 +215,15 @@ def predict(
             model_uri=model_uri,
             scored_at=scored_at,
         )
-    except OSError as exc:
+    except (OSError, ChurnError) as exc:
+        fix = (
+            "fix the object store's address, credentials or bucket"
+            if is_url(log_root)
+            else "fix the log directory's permissions or space"
+        )
         raise ChurnError(
             f"scores were written to {output_path}, but appending them to the inference log "
-            f"{log_root} failed ({exc}): fix the log directory's permissions or space"
+            f"{log_root} failed ({exc}): {fix}; nothing was added to the log"
         ) from None
     return PredictResult(
         output=output_path,

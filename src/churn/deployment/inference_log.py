@@ -7,7 +7,10 @@ Layout under the log's root::
 
 Each `append` (and each `attach_labels`) writes one new file atomically and never touches
 an existing one, so a crash leaves either the whole batch or nothing, and readers never
-see a half-written file (temporary files start with a dot and are not matched).
+see a half-written file (temporary files start with a dot and are not matched). The root
+is a local folder or an object-store URL (`s3://bucket/prefix`, see `churn.storage`), where
+a file is one PUT that becomes visible only when complete; a team's predictions then meet
+in one place.
 
 A scored row holds the request key, the cleaned features as the model saw them, the
 probability and decision, which model version produced them and when, and the label
@@ -26,10 +29,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn.config import Dataset
+from churn.config import Dataset, as_location
 from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
-from churn.io import write_parquet
+from churn.storage import Folder, read_parquet
 from churn.timestamps import aware_utc
 
 MODEL_VERSION = "model_version"
@@ -57,16 +60,25 @@ def _text(values: pd.Series) -> pd.Series:
     ).astype("string")
 
 
-def _new_file(directory: Path, moment: datetime) -> Path:
+def _folder(root: str | Path) -> Folder:
+    return Folder(as_location(root))
+
+
+def exists(root: str | Path) -> bool:
+    """Whether the log has been started (a folder, or an object-store prefix holding files)."""
+    return _folder(root).is_dir()
+
+
+def _new_name(directory: Folder, moment: datetime) -> str:
     stamp = moment.strftime("%Y%m%dT%H%M%S%fZ")
     while True:
-        target = directory / f"part-{stamp}-{uuid.uuid4().hex}.parquet"
-        if not target.exists():
-            return target
+        name = f"part-{stamp}-{uuid.uuid4().hex}.parquet"
+        if not directory.exists(name):
+            return name
 
 
-def _partition_dir(root: Path, moment: datetime) -> Path:
-    return root / f"{DATE}={moment.date().isoformat()}"
+def _partition_dir(root: Folder, moment: datetime) -> Folder:
+    return root.child(f"{DATE}={moment.date().isoformat()}")
 
 
 def append(
@@ -77,8 +89,11 @@ def append(
     model_version: str,
     model_uri: str,
     scored_at: datetime,
-) -> Path | None:
-    """Write `scored` (ScoredBatch.scored) as one new file; None when there is nothing to log."""
+) -> Path | str | None:
+    """Write `scored` (ScoredBatch.scored) as one new file; None when there is nothing to log.
+
+    The file's location: a Path under a local root, a URL under an object-store root.
+    """
     scored_at = aware_utc(scored_at, "scored_at")
     if len(scored) == 0:
         return None
@@ -107,19 +122,16 @@ def append(
         rows[dataset.label_column] = _text(scored[dataset.label_column].reset_index(drop=True))
     else:
         rows[dataset.label_column] = pd.Series([None] * len(rows), dtype="string")
-    target = _new_file(_partition_dir(Path(root), scored_at), scored_at)
-    write_parquet(target, rows[log_columns(dataset)])
-    return target
+    directory = _partition_dir(_folder(root), scored_at)
+    return directory.write_parquet(_new_name(directory, scored_at), rows[log_columns(dataset)])
 
 
-def _partitions(root: Path, start: date | None, end: date | None) -> list[tuple[date, Path]]:
+def _partitions(root: Folder, start: date | None, end: date | None) -> list[tuple[date, Folder]]:
     if start is not None and end is not None and start > end:
         raise ChurnError(f"the date range is empty: start {start} is after end {end}")
-    if not root.is_dir():
-        return []
     found = []
-    for directory in sorted(root.iterdir()):
-        if not directory.is_dir() or not directory.name.startswith(f"{DATE}="):
+    for directory in root.subfolders():
+        if not directory.name.startswith(f"{DATE}="):
             continue
         match = _PARTITION.match(directory.name)
         try:
@@ -136,12 +148,12 @@ def _partitions(root: Path, start: date | None, end: date | None) -> list[tuple[
     return found
 
 
-def _read_files(partitions: list[tuple[date, Path]]) -> list[pd.DataFrame]:
+def _read_files(partitions: list[tuple[date, Folder]]) -> list[pd.DataFrame]:
     frames = []
     for day, directory in partitions:
-        for file in sorted(directory.glob("part-*.parquet")):
+        for file in directory.files("part-", ".parquet"):
             try:
-                frame = pd.read_parquet(file, engine="pyarrow")
+                frame = read_parquet(file)
             except Exception as exc:  # a foreign or damaged file: name it instead of a pyarrow trace
                 raise ChurnError(f"cannot read inference log file {file}: {exc.__class__.__name__}: {exc}") from None
             frames.append(frame.assign(**{DATE: day}))
@@ -194,8 +206,8 @@ def read_log(
     """
     if with_labels and dataset is None:
         raise ChurnError("read_log(with_labels=True) needs dataset= to know the id and label columns")
-    root = Path(root)
-    frames = _read_files(_partitions(root, start, end))
+    folder = _folder(root)
+    frames = _read_files(_partitions(folder, start, end))
     columns = [*(log_columns(dataset) if dataset else _SCORE_COLUMNS), DATE]
     if frames:
         frame = pd.concat(frames, ignore_index=True)
@@ -240,7 +252,7 @@ def write_labels(
     *,
     dataset: Dataset,
     labelled_at: datetime | None = None,
-) -> tuple[int, Path | None]:
+) -> tuple[int, Path | str | None]:
     """Write labels (id + label column, raw text) as one new file under `labels/`; rows written.
 
     Each label's time is its `labelled_at` column when `labels` has one (timezone-aware, or
@@ -288,18 +300,18 @@ def write_labels(
     # Latest wins within the call, as it does across calls when the labels are read.
     rows = rows.sort_values(LABELLED_AT, kind="stable").drop_duplicates(id_column, keep="last")
     rows = rows.sort_index().reset_index(drop=True)
-    target = _new_file(_partition_dir(Path(root) / LABELS_DIR, latest_time), latest_time)
-    write_parquet(target, rows[[id_column, label_column, LABELLED_AT]])
+    directory = _partition_dir(_folder(root).child(LABELS_DIR), latest_time)
+    target = directory.write_parquet(_new_name(directory, latest_time), rows[[id_column, label_column, LABELLED_AT]])
     return len(rows), target
 
 
 def logged_ids(root: str | Path, *, dataset: Dataset) -> set[str]:
     """Every id with a logged prediction (only the id column is read, so it stays cheap)."""
     ids: set[str] = set()
-    for _day, directory in _partitions(Path(root), None, None):
-        for file in sorted(directory.glob("part-*.parquet")):
+    for _day, directory in _partitions(_folder(root), None, None):
+        for file in directory.files("part-", ".parquet"):
             try:
-                column = pd.read_parquet(file, engine="pyarrow", columns=[dataset.id_column])
+                column = read_parquet(file, columns=[dataset.id_column])
             except Exception as exc:
                 raise ChurnError(
                     f"cannot read {dataset.id_column} from inference log file {file}: "
@@ -317,7 +329,7 @@ def read_labels(root: str | Path, *, dataset: Dataset, latest: bool = True) -> p
     id_column, label_column = dataset.id_column, dataset.label_column
     frames = [
         frame.drop(columns=DATE)
-        for frame in _read_files(_partitions(Path(root) / LABELS_DIR, None, None))
+        for frame in _read_files(_partitions(_folder(root).child(LABELS_DIR), None, None))
     ]
     if not frames:
         empty = pd.DataFrame({id_column: pd.Series(dtype=object), label_column: pd.Series(dtype=object)})

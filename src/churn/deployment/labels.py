@@ -42,7 +42,7 @@ class LabelResult:
     rejected: int  # malformed rows: not attached
     superseded: int  # rows replaced by a later label for the same id in the file
     rejected_path: Path | None
-    labels_file: Path | None
+    labels_file: Path | str | None  # a URL when the log is in an object store
 
 
 def read_label_file(path: Path) -> pd.DataFrame:
@@ -107,8 +107,13 @@ def label(params: Params, input_path: str | Path, *, log_root: str | Path | None
     """Attach the labels in `input_path` to the inference log; see the module docstring."""
     dataset = params.dataset
     id_column, label_column = dataset.id_column, dataset.label_column
+<<<<<<< HEAD
     now = datetime.now(UTC) if now is None else now.astimezone(UTC)
     log_root = Path(params.paths.inference_log if log_root is None else log_root)
+=======
+    now = datetime.now(timezone.utc) if now is None else now.astimezone(timezone.utc)
+    log_root = params.paths.inference_log if log_root is None else log_root
+>>>>>>> 53a76fc (Team mode: make services (PostgreSQL, rclone S3, MLflow with basic auth and proxied S3 artifacts; .services/env; local DVC remote), psycopg and boto3 in the lock, an s3:// inference log through fsspec with the same whole-file guarantee, churn summary prints the server URL, AWS_ENDPOINT_URL in the workflows, README Team mode, e2e lifecycle against the servers)
     input_path = Path(input_path)
 
     frame = read_label_file(input_path).reset_index(drop=True)
@@ -120,7 +125,7 @@ def label(params: Params, input_path: str | Path, *, log_root: str | Path | None
         )
     if len(frame) == 0:
         raise ChurnError(f"{input_path} has a header but no labels: nothing was attached")
-    if not log_root.is_dir():
+    if not inference_log.exists(log_root):
         raise ChurnError(
             f"the inference log {log_root} does not exist: score batches first (`churn predict`), "
             "or point paths.inference_log at the team's log"
