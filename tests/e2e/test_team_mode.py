@@ -29,7 +29,7 @@ import psutil
 import pytest
 
 from tests.conftest import RAW_CSV, read_raw_text
-from tests.deployment.test_batch import free_port
+from tests.helpers import free_port
 from tests.e2e.conftest import Project, make_project, project_env, ran_stages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -186,10 +186,12 @@ def test_challenge_promote_predict_and_serve(team, tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
-        # `churn serve` from a bare PATH: it must find uvicorn and mlflow in its own environment.
-        env = {**project.env, "PATH": "/usr/bin:/bin"}
-        server = subprocess.Popen([str(Path(sys.executable).parent / "churn"), "serve", "--port", str(port)],
-                                  cwd=project.path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # MLflow's scoring server on the team registry: the model and its artifacts come
+        # through the server, with the client's credentials only.
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion",
+             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=project.path, env=project.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while True:
