@@ -34,7 +34,7 @@ def mlflow_ui_line(uri: str) -> str:
     """Where to look at runs: a server is opened as it is; a local store needs `mlflow ui`."""
     if uri.startswith(("http://", "https://")):
         return f"  MLflow UI:     {uri.rstrip('/')}  (the team server; sign in as MLFLOW_TRACKING_USERNAME)"
-    return f"  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {uri}  (then open http://127.0.0.1:5000)"
+    return f"  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {uri}  (then open the run page above)"
 
 
 def _tracking_uri(params: Params) -> str:
@@ -65,11 +65,7 @@ def render(params: Params) -> str:
     lines += [
         "",
         "next:",
-<<<<<<< HEAD
-        f"  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {_tracking_uri(params)}  (then open the run page above)",
-=======
         mlflow_ui_line(_tracking_uri(params)),
->>>>>>> 53a76fc (Team mode: make services (PostgreSQL, rclone S3, MLflow with basic auth and proxied S3 artifacts; .services/env; local DVC remote), psycopg and boto3 in the lock, an s3:// inference log through fsspec with the same whole-file guarantee, churn summary prints the server URL, AWS_ENDPOINT_URL in the workflows, README Team mode, e2e lifecycle against the servers)
         f"  drift report:  {paths.drift_report_html}"
         + ("" if paths.drift_report_html.is_file() else "  (not in this checkout: `churn drift-report` writes it)"),
         f"  verdict:       {paths.verdict}",

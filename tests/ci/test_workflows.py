@@ -630,7 +630,6 @@ def test_mutation_workflow():
     step = next(s for s in _steps(job) if "make mutation" in str(s.get("run", "")))
     assert "||" not in step["run"] and not step.get("continue-on-error")
     assert "secrets." not in path.read_text()
-<<<<<<< HEAD
 
 
 def test_monitor_workflow():
@@ -684,7 +683,6 @@ def test_the_retraining_pr_script_pushes_only_its_own_branch():
     assert 'git check-ref-format --branch "$branch"' in text
 
 
-=======
 @pytest.mark.parametrize("name", ["pr.yml", "main.yml"])
 def test_workflows_pass_the_s3_endpoint_variable_to_dvc_and_mlflow(name):
     """Non-AWS S3 (team mode): one variable, exported to every step that runs DVC or MLflow."""
@@ -700,4 +698,3 @@ def test_azure_pipeline_documents_the_s3_endpoint_variable():
     text = AZURE.read_text()
     assert "AWS_ENDPOINT_URL" in text.split("trigger:")[0]
     assert "$(AWS_ENDPOINT_URL)" not in text
->>>>>>> c23f6b6 (Team mode: make services (PostgreSQL, rclone S3, MLflow with basic auth and proxied S3 artifacts; .services/env; local DVC remote), psycopg and boto3 in the lock, an s3:// inference log through fsspec with the same whole-file guarantee, churn summary prints the server URL, AWS_ENDPOINT_URL in the workflows, README Team mode, e2e lifecycle against the servers)

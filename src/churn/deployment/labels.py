@@ -107,13 +107,8 @@ def label(params: Params, input_path: str | Path, *, log_root: str | Path | None
     """Attach the labels in `input_path` to the inference log; see the module docstring."""
     dataset = params.dataset
     id_column, label_column = dataset.id_column, dataset.label_column
-<<<<<<< HEAD
     now = datetime.now(UTC) if now is None else now.astimezone(UTC)
-    log_root = Path(params.paths.inference_log if log_root is None else log_root)
-=======
-    now = datetime.now(timezone.utc) if now is None else now.astimezone(timezone.utc)
     log_root = params.paths.inference_log if log_root is None else log_root
->>>>>>> 53a76fc (Team mode: make services (PostgreSQL, rclone S3, MLflow with basic auth and proxied S3 artifacts; .services/env; local DVC remote), psycopg and boto3 in the lock, an s3:// inference log through fsspec with the same whole-file guarantee, churn summary prints the server URL, AWS_ENDPOINT_URL in the workflows, README Team mode, e2e lifecycle against the servers)
     input_path = Path(input_path)
 
     frame = read_label_file(input_path).reset_index(drop=True)
