@@ -29,9 +29,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 
@@ -69,9 +70,9 @@ class Record:
     def process(self) -> psutil.Process | None:
         try:
             process = psutil.Process(self.pid)
-            if abs(process.create_time() - self.created) < 0.05 and process.is_running():
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    return process
+            same = abs(process.create_time() - self.created) < 0.05
+            if same and process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                return process
         except psutil.Error:
             pass
         return None

@@ -35,7 +35,7 @@ class Folder:
     def remote(self) -> bool:
         return is_url(self.root)
 
-    def child(self, *names: str) -> "Folder":
+    def child(self, *names: str) -> Folder:
         if self.remote:
             return Folder("/".join([str(self.root).rstrip("/"), *names]))
         return Folder(Path(self.root).joinpath(*names))
@@ -73,11 +73,11 @@ class Folder:
         except Exception as exc:
             raise self._remote_error("check", exc) from None
 
-    def subfolders(self) -> list["Folder"]:
+    def subfolders(self) -> list[Folder]:
         """Direct subfolders, sorted by name; none when the folder does not exist."""
         if not self.remote:
-            path = Path(self.root)
-            return [Folder(p) for p in sorted(path.iterdir()) if p.is_dir()] if path.is_dir() else []
+            local = Path(self.root)
+            return [Folder(p) for p in sorted(local.iterdir()) if p.is_dir()] if local.is_dir() else []
         fs, path = self._fs()
         try:
             entries = fs.ls(path, detail=True)
@@ -91,8 +91,8 @@ class Folder:
     def files(self, prefix: str, suffix: str) -> list[str | Path]:
         """Complete files named prefix*suffix, sorted by name (temporary files start with a dot)."""
         if not self.remote:
-            path = Path(self.root)
-            return sorted(path.glob(f"{prefix}*{suffix}")) if path.is_dir() else []
+            local = Path(self.root)
+            return list(sorted(local.glob(f"{prefix}*{suffix}"))) if local.is_dir() else []
         fs, path = self._fs()
         try:
             entries = fs.ls(path, detail=True)

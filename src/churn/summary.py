@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from churn.config import Params
 from churn.errors import ChurnError
 from churn.io import md5_file, read_json

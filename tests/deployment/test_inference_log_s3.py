@@ -12,7 +12,12 @@ from churn.config import parse_params
 from churn.deployment.inference_log import attach_labels, read_labels, read_log
 from churn.errors import ChurnError
 from tests.conftest import PARAMS_FILE
-from tests.deployment.test_inference_log import PART, T0, customers, log_it, model, scored  # noqa: F401
+from tests.deployment import test_inference_log as local_log
+from tests.deployment.test_inference_log import PART, T0, log_it, scored
+
+# The local log's fixtures: the same model and customers, logged to S3 instead.
+model = local_log.model
+customers = local_log.customers
 
 
 @pytest.fixture
@@ -50,7 +55,7 @@ def test_labels_on_s3_join_by_id_without_touching_the_log(s3, root, model, datas
     labels = pd.DataFrame({dataset.id_column: ids.iloc[:2], label: [dataset.positive_label, dataset.negative_label]})
     assert attach_labels(root, labels, dataset=dataset, labelled_at=T0 + timedelta(days=30)) == 2
     after = s3.keys(prefix(root))
-    assert set(before) < set(after) and [k for k in after if k not in before][0].startswith(prefix(root) + "labels/date=")
+    assert set(before) < set(after) and next(k for k in after if k not in before).startswith(prefix(root) + "labels/date=")
     assert len(read_labels(root, dataset=dataset)) == 2
     joined = read_log(root, dataset=dataset, with_labels=True).set_index(dataset.id_column)
     assert joined.loc[ids.iloc[0], label] == dataset.positive_label
@@ -60,17 +65,17 @@ def test_labels_on_s3_join_by_id_without_touching_the_log(s3, root, model, datas
 def test_a_foreign_prefix_and_a_damaged_object_are_named(s3, root, model, dataset, customers):
     log_it(root, scored(model, dataset, customers.head(3)), dataset)
     s3.client().put_object(Bucket=s3.bucket, Key=prefix(root) + "date=yesterday/x.parquet", Body=b"x")
-    with pytest.raises(ChurnError, match="date=yesterday"):
+    with pytest.raises(ChurnError, match=r"date=yesterday"):
         read_log(root)
     other = f"s3://{s3.bucket}/damaged-{uuid.uuid4().hex[:8]}"
     s3.client().put_object(Bucket=s3.bucket, Key=prefix(other) + "date=2026-11-26/part-bad.parquet", Body=b"not parquet")
-    with pytest.raises(ChurnError, match="part-bad.parquet"):
+    with pytest.raises(ChurnError, match=r"part-bad.parquet"):
         read_log(other)
 
 
 def test_a_missing_bucket_fails_with_the_fix_and_writes_nothing(s3, model, dataset, customers):
     root = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/log"
-    with pytest.raises(ChurnError, match="no-such-bucket.*bucket exists"):
+    with pytest.raises(ChurnError, match=r"no-such-bucket.*bucket exists"):
         log_it(root, scored(model, dataset, customers.head(3)), dataset)
     assert s3.keys() == s3.keys()  # the server still answers
     assert not [b for b in s3.client().list_buckets()["Buckets"] if b["Name"].startswith("no-such-bucket")]
@@ -82,7 +87,7 @@ def test_wrong_credentials_fail_with_the_fix(s3, root, model, dataset, customers
 
     fsspec.get_filesystem_class("s3").clear_instance_cache()  # a cached client would still hold the right key
     try:
-        with pytest.raises(ChurnError, match="credentials"):
+        with pytest.raises(ChurnError, match=r"credentials"):
             log_it(root, scored(model, dataset, customers.head(3)), dataset)
     finally:
         fsspec.get_filesystem_class("s3").clear_instance_cache()
@@ -97,5 +102,5 @@ def test_params_accept_an_s3_inference_log_and_reject_unknown_schemes():
     raw["paths"]["inference_log"] = "s3://team-bucket/churn/inference_log/"
     assert parse_params(raw).paths.inference_log == "s3://team-bucket/churn/inference_log"
     raw["paths"]["inference_log"] = "sx3://team-bucket/log"
-    with pytest.raises(ChurnError, match="paths.inference_log.*unknown storage scheme 'sx3'"):
+    with pytest.raises(ChurnError, match=r"paths.inference_log.*unknown storage scheme 'sx3'"):
         parse_params(raw)

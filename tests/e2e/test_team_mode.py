@@ -29,8 +29,8 @@ import psutil
 import pytest
 
 from tests.conftest import RAW_CSV, read_raw_text
-from tests.helpers import free_port
 from tests.e2e.conftest import Project, make_project, project_env, ran_stages
+from tests.helpers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
@@ -234,7 +234,7 @@ def test_the_readme_gives_ci_its_own_user(team):
     try:
         client = MlflowClient(team.env["MLFLOW_TRACKING_URI"])
         client.set_model_version_tag(MODEL, "1", "ci.checked", "yes")  # EDIT
-        with pytest.raises(MlflowException, match="PERMISSION_DENIED|403"):
+        with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|403"):
             client.delete_registered_model(MODEL)  # needs MANAGE
     finally:
         for name in credentials:

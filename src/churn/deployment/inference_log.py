@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from churn.config import Dataset, as_location
-from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.storage import Folder, read_parquet
 from churn.timestamps import aware_utc
 
@@ -264,7 +264,7 @@ def write_labels(
     Nothing already logged is changed: a later label for the same id simply wins when read.
     Returns the rows written and the new file (None when there was nothing to write).
     """
-    labelled_at = aware_utc(labelled_at or datetime.now(timezone.utc), "labelled_at")
+    labelled_at = aware_utc(labelled_at or datetime.now(UTC), "labelled_at")
     id_column, label_column = dataset.id_column, dataset.label_column
     missing = [column for column in (id_column, label_column) if column not in labels.columns]
     if missing:
