@@ -62,6 +62,8 @@ class Paths(_Strict):
     drift_report_html: Path
     challenge: Path = Path("reports/challenge.json")
     inference_log: Location = Path("data/inference_log")
+    slice_metrics: Path = Path("metrics/slices.json")  # test-set slice and fairness summary
+    model_card: Path = Path("reports/model_card.md")  # written at registration, outside the graph
 
 
 class DriftScenario(_Strict):
@@ -175,9 +177,59 @@ class DataChecks(_Strict):
     max_missing_share: float = 0.05
 
 
+class Leakage(_Strict):
+    # A single feature that alone separates the labels this well is a leak, not a signal.
+    max_single_feature_auc: float | None = Field(0.95, gt=0.5, le=1)
+    # A validation ROC AUC above this is "too good to be true" for churn.
+    max_validation_auc: float | None = Field(0.99, gt=0.5, le=1)
+    # Permutation importance that names the culprit when the ceiling is broken.
+    importance_repeats: int = Field(3, ge=1)
+    importance_sample_size: int = Field(2000, ge=100)
+
+
+BaselineModel = Literal["prior", "logistic_regression"]
+
+
+class Baseline(_Strict):
+    # The candidate's validation ROC AUC must exceed each baseline's by at least this.
+    min_gain: float | None = 0.001
+    models: list[BaselineModel] = ["prior", "logistic_regression"]
+
+
+class Slices(_Strict):
+    columns: list[str] = []
+    # Numeric columns cut into bands at these edges: [0, 12, 24] -> [0, 12), [12, 24), [24, inf).
+    bins: dict[str, list[float]] = {}
+    # Slices with fewer rows, or fewer rows of either class, are reported but not scored.
+    min_rows: int = Field(200, ge=1)
+    min_class_rows: int = Field(20, ge=1)
+    min_roc_auc: float | None = None
+    max_roc_auc_gap: float | None = None
+
+    @model_validator(mode="after")
+    def _sorted_edges(self) -> "Slices":
+        for column, edges in self.bins.items():
+            if not edges or sorted(set(edges)) != list(edges):
+                raise ValueError(f"bins.{column} must be increasing, distinct edges")
+        return self
+
+
+class Fairness(_Strict):
+    protected: list[str] = []
+    # Largest gap between groups of a protected attribute (groups too small for
+    # `slices.min_rows` / `min_class_rows` are left out of the comparison).
+    max_statistical_parity_difference: float | None = None  # predicted-positive rate
+    max_equal_opportunity_difference: float | None = None  # recall
+    max_predictive_parity_difference: float | None = None  # precision
+
+
 class Validate(_Strict):
     gates: Gates = Gates()
     data_checks: DataChecks = DataChecks()
+    leakage: Leakage = Leakage()
+    baseline: Baseline = Baseline()
+    slices: Slices = Slices()
+    fairness: Fairness = Fairness()
 
 
 class ComparisonRule(_Strict):
@@ -310,6 +362,41 @@ class Monitor(_Strict):
             raise ValueError("slices are listed more than once")
         return self
 
+
+class SearchParam(_Strict):
+    """One dimension of the `churn tune` search: a range (int when the bounds are ints)
+    or a list of choices."""
+
+    # int | float: pydantic keeps an int an int, so `low: 50` searches integers.
+    low: int | float | None = None
+    high: int | float | None = None
+    step: int | float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @property
+    def integer(self) -> bool:
+        bounds = [b for b in (self.low, self.high, self.step) if b is not None]
+        return bool(bounds) and all(isinstance(b, int) for b in bounds)
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> "SearchParam":
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or not self.choices:
+                raise ValueError("give either choices (non-empty) or low and high")
+        elif self.low is None or self.high is None or self.low >= self.high:
+            raise ValueError("give low < high (or choices)")
+        return self
+
+
+class Tune(_Strict):
+    trials: int = Field(30, ge=1)
+    seed: int = 42
+    # Validation metric to optimise: higher is better except log_loss and brier.
+    metric: Literal["roc_auc", "pr_auc", "log_loss", "brier", "f1", "recall", "precision", "accuracy"] = "roc_auc"
+    space: dict[str, dict[str, SearchParam]] = {}
+
+
 class Params(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -327,6 +414,21 @@ class Params(_Strict):
     evaluate: Evaluate = Evaluate()
     refresh: Refresh = Refresh()
     monitor: Monitor = Monitor()
+    tune: Tune = Tune()
+
+    @model_validator(mode="after")
+    def _evidence_columns_exist(self) -> "Params":
+        # Slices and protected attributes must be model features, caught at load time.
+        features = set(self.dataset.feature_columns)
+        slices, fairness = self.validation.slices, self.validation.fairness
+        for key, columns in (("slices.columns", slices.columns), ("fairness.protected", fairness.protected)):
+            unknown = [c for c in columns if c not in features]
+            if unknown:
+                raise ValueError(f"validate.{key} names {unknown}, which are not dataset feature columns")
+        not_numeric = [c for c in slices.bins if c not in self.dataset.numeric]
+        if not_numeric:
+            raise ValueError(f"validate.slices.bins names {not_numeric}, which are not numeric dataset columns")
+        return self
 
 
 DEFAULT_PARAMS = Path("params.yaml")

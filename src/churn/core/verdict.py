@@ -17,6 +17,9 @@ def verdict_params_md5(params: Params) -> str:
             "dataset": params.dataset.model_dump(mode="json"),
             "validate": params.validation.model_dump(mode="json"),
             "decision_threshold": params.train.decision_threshold,
+            # The baselines are fitted with the training seed, and skipped for the candidate's family.
+            "seed": params.train.seed,
+            "family": params.train.family,
         }
     )
 

@@ -15,22 +15,27 @@ OPERATORS = {">=": operator.ge, "<=": operator.le}
 @dataclass(frozen=True)
 class Check:
     name: str
-    kind: str  # "model" or "data"
+    kind: str  # "model", "data", "leakage", "baseline", "slice" or "fairness"
     value: float
     op: str
     threshold: float
     passed: bool
+    note: str = ""  # what a reviewer needs beside the number (a culprit, the compared values)
 
     @classmethod
-    def compare(cls, name: str, kind: str, value: float, op: str, threshold: float) -> "Check":
+    def compare(cls, name: str, kind: str, value: float, op: str, threshold: float, note: str = "") -> "Check":
         value = round(float(value), 6)
-        return cls(name, kind, value, op, float(threshold), bool(OPERATORS[op](value, threshold)))
+        return cls(name, kind, value, op, float(threshold), bool(OPERATORS[op](value, threshold)), note)
 
     def reason(self) -> str:
-        return f"{self.kind} check {self.name} = {self.value:g} fails {self.op} {self.threshold:g}"
+        text = f"{self.kind} check {self.name} = {self.value:g} fails {self.op} {self.threshold:g}"
+        return f"{text} ({self.note})" if self.note else text
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        row = asdict(self)
+        if not self.note:
+            del row["note"]
+        return row
 
 
 def model_checks(metrics: dict[str, float], gates: Gates) -> list[Check]:

@@ -13,11 +13,13 @@ from churn.core.verdict import verdict_params_md5
 from churn.io import md5_file, write_json
 from churn.core.model_file import load_model
 from churn.core.splits import read_split
+from churn.validation import baseline, fairness, leakage, slices
 from churn.validation.gates import data_checks, model_checks, verdict
 
 
 def run(params: Params) -> dict:
-    paths, dataset = params.paths, params.dataset
+    paths, dataset, settings = params.paths, params.dataset, params.validation
+    threshold, seed = params.train.decision_threshold, params.train.seed
     with progress.phase("reading the model, train and validation sets") as step:
         model = load_model(paths.model)
         train, validation = read_split(paths.train_set, dataset), read_split(paths.validation_set, dataset)
@@ -25,16 +27,36 @@ def run(params: Params) -> dict:
     with progress.task("scoring validation", total=len(validation), unit="rows") as scoring:
         proba = model.predict_proba(validation[dataset.feature_columns])[:, 1]
         scoring.advance(len(validation))
-    metrics = classification_metrics(validation[dataset.label_column], proba, params.train.decision_threshold)
-    checks = model_checks(metrics, params.validation.gates) + data_checks(
-        train, validation, dataset, params.validation.data_checks
-    )
+    y = validation[dataset.label_column]
+    metrics = classification_metrics(y, proba, threshold)
+    checks = model_checks(metrics, settings.gates) + data_checks(train, validation, dataset, settings.data_checks)
+
+    # The evidence a reviewer needs beside the gates: each family adds its own checks.
+    with progress.phase("leakage, baseline, slice and fairness checks") as step:
+        leak_checks, feature_aucs = leakage.leakage_checks(
+            model, train, validation, dataset, settings.leakage, metrics["roc_auc"], seed
+        )
+        baselines = baseline.fit_baselines(train, validation, dataset, params.train, settings.baseline)
+        by_slice = slices.slice_metrics(validation, y, proba, threshold, settings.slices)
+        fair = fairness.fairness_results(validation, y, proba, threshold, settings.fairness, settings.slices)
+        evidence = (
+            leak_checks
+            + baseline.baseline_checks(metrics["roc_auc"], baselines, settings.baseline)
+            + slices.slice_checks(by_slice, metrics["roc_auc"], settings.slices)
+            + fairness.fairness_checks(fair, settings.fairness)
+        )
+        step.done(f"{len(evidence)} checks")
+    checks += evidence
     result = {
         **verdict(checks),
         "model_md5": md5_file(paths.model),
         "params_md5": verdict_params_md5(params),
-        "decision_threshold": params.train.decision_threshold,
+        "decision_threshold": threshold,
         "validation_metrics": metrics,
+        "leakage": {"single_feature_auc": feature_aucs},
+        "baseline": {"candidate_roc_auc": metrics["roc_auc"], "roc_auc": baselines.roc_auc, "skipped": baselines.skipped},
+        "slices": [s.as_dict() for s in by_slice],
+        "fairness": [r.as_dict() for r in fair],
     }
     write_json(paths.verdict, result)
     progress.did(f"gate {result['verdict']} ({sum(c.passed for c in checks)} of {len(checks)} checks passed)")

@@ -1,0 +1,53 @@
+"""churn.validation.baseline: the candidate must beat simpler models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churn.config import Baseline, Dataset, Train
+from churn.validation.baseline import BaselineResult, baseline_checks, fit_baselines
+
+SETTINGS = Baseline(min_gain=0.001, models=["prior", "logistic_regression"])
+
+
+def _dataset() -> Dataset:
+    return Dataset(name="t", id_column="id", label_column="y", positive_label="1", negative_label="0",
+                   numeric={"x1": {}, "x2": {}}, categorical={"plan": ["a", "b"]})
+
+
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(1.5 * x1 - x2)))).astype(int)
+    return pd.DataFrame({"x1": x1, "x2": x2, "plan": rng.choice(["a", "b"], n), "y": y})
+
+
+def test_baselines_score_on_validation():
+    result = fit_baselines(_frame(1500, 1), _frame(600, 2), _dataset(), Train(family="hist_gradient_boosting"), SETTINGS)
+    assert result.roc_auc["prior"] == 0.5
+    assert result.roc_auc["logistic_regression"] > 0.75  # the true model is logistic
+
+
+def test_constant_score_model_loses_to_the_baseline():
+    result = fit_baselines(_frame(1500, 1), _frame(600, 2), _dataset(), Train(family="hist_gradient_boosting"), SETTINGS)
+    checks = {c.name: c for c in baseline_checks(0.5, result, SETTINGS)}  # a constant score has AUC 0.5
+    assert not checks["roc_auc_gain_over.prior"].passed
+    assert not checks["roc_auc_gain_over.logistic_regression"].passed
+    assert checks["roc_auc_gain_over.logistic_regression"].kind == "baseline"
+    assert "candidate 0.5000 vs logistic_regression" in checks["roc_auc_gain_over.logistic_regression"].reason()
+
+
+def test_a_better_candidate_passes_and_the_gain_is_inclusive():
+    result = BaselineResult({"prior": 0.5, "logistic_regression": 0.80})
+    assert all(c.passed for c in baseline_checks(0.85, result, SETTINGS))
+    [_, lr] = baseline_checks(0.801, result, SETTINGS)
+    assert lr.passed and lr.value == 0.001
+    [_, lr] = baseline_checks(0.8005, result, SETTINGS)
+    assert not lr.passed
+
+
+def test_the_candidates_own_family_is_skipped_and_null_gain_switches_off():
+    result = fit_baselines(_frame(500, 1), _frame(200, 2), _dataset(), Train(family="logistic_regression"), SETTINGS)
+    assert set(result.roc_auc) == {"prior"} and "logistic_regression" in result.skipped
+    assert baseline_checks(0.5, result, Baseline(min_gain=None)) == []
