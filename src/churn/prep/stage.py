@@ -13,6 +13,7 @@ from churn.features.store import (
 from churn.io import write_json, write_parquet
 from churn.core.clean import clean_features, encode_labels
 from churn.core.contract import read_raw_csv, validate_raw
+from churn.prep.identifiers import reject_identifier_features
 from churn.prep.split import split_dataset
 
 
@@ -25,6 +26,7 @@ def run(params: Params) -> dict:
         typed = validate_raw(read_raw_csv(paths.raw), dataset, source=str(paths.raw))
         step.done(f"{len(typed):,} rows")
     features = clean_features(typed, dataset)
+    reject_identifier_features(features, dataset)
     labels = encode_labels(typed, dataset)
 
     table = build_feature_table(
