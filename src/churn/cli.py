@@ -224,6 +224,20 @@ def _report(args, params) -> int:
     return 0
 
 
+def _tune(args, params) -> int:
+    from churn.training.tune import run as tune
+
+    result = tune(params, trials=args.trials, apply=args.apply, params_file=Path(args.params))
+    print(f"tune: {result.trials} trials of {result.family} on the validation set; "
+          f"{result.metric} best {result.best_value:.4f} (trial {result.best_trial}), "
+          f"params.yaml today {result.current_value:.4f} (trial 0)")
+    print(f"  MLflow parent run {result.parent_run_id}: one nested run per trial")
+    print(f"  train and evaluate it in the pipeline with:\n    {result.dvc_command}")
+    if result.applied:
+        print(f"  applied: wrote these values to {args.params} (run `dvc repro`)")
+    return 0
+
+
 def _summary(args, params) -> int:
     from churn.summary import render
 
@@ -348,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-drill-down", action="store_true",
         help="skip the evidently report of the latest window (it takes seconds); the dashboard links the last one",
     )
+    tune = command("tune", "seeded hyperparameter search on train/validation (nested MLflow runs)", _tune)
+    tune.add_argument("--trials", type=int, help="number of trials (default: tune.trials)")
+    tune.add_argument("--apply", action="store_true", help="write the best values to params.yaml")
     return parser
 
 

@@ -18,6 +18,7 @@ PLOT_FILES = {
     "calibration": "calibration.csv",
     "feature_importance": "feature_importance.csv",
     "drift_by_column": "drift_by_column.csv",
+    "slices": "slices.csv",
 }
 
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pandas as pd
 
 from churn import progress
 from churn.config import Params
 from churn.evaluation import plots
 from churn.core.metrics import classification_metrics
+from churn.evaluation.run_log import log_test_metrics
 from churn.io import content_md5, md5_file, write_csv, write_json, write_text
 from churn.monitoring.drift import drift_summary, write_drift_html
 from churn.core.model_file import load_model
 from churn.core.splits import read_split
+from churn.validation import fairness, slices
+
+log = logging.getLogger(__name__)
 
 
 def run(params: Params) -> dict:
@@ -42,10 +49,18 @@ def run(params: Params) -> dict:
             seed=params.train.seed,
         ),
     }
+    # The same slices and protected attributes the verdict gates on validation, on test.
+    slice_settings, fairness_settings = params.validation.slices, params.validation.fairness
+    with progress.phase("slice and fairness metrics"):
+        by_slice = slices.slice_metrics(test, y_true, proba, threshold, slice_settings)
+        tables["slices"] = pd.DataFrame([s.as_dict() for s in by_slice], columns=SLICE_COLUMNS)
+        fair = fairness.fairness_results(test, y_true, proba, threshold, fairness_settings, slice_settings)
+        slice_summary = {**slices.summary(by_slice, metrics["roc_auc"]), **fairness.summary(fair)}
     with progress.phase("drift summary (evidently)"):
         drift = drift_summary(train, test, drift_share=settings.drift.drift_share, **_drift_args(params))
 
     write_json(paths.test_metrics, metrics)
+    write_json(paths.slice_metrics, slice_summary)
     for name, table in tables.items():
         write_csv(paths.plots_dir / plots.PLOT_FILES[name], table)
     # Metrics hold the few numbers people compare across experiments (`dvc exp show` stays
@@ -54,9 +69,18 @@ def run(params: Params) -> dict:
     write_csv(paths.plots_dir / plots.PLOT_FILES["drift_by_column"], plots.drift_table(drift["columns"]))
     with progress.phase(f"writing {paths.drift_report_html}"):
         _write_html(params, train, test)
+    # Outside the DVC outputs, after them: a failure here only reaches the stage log.
+    log_test_metrics(
+        params, md5_file(paths.model),
+        {**{f"test_{k}": v for k, v in metrics.items()}, **{f"test_{k}": v for k, v in slice_summary.items()}},
+    )
     drifted = f"; {drift['columns_drifted']} of {drift['columns_total']} columns drifted" if "columns_total" in drift else ""
     progress.did(f"test roc_auc {metrics['roc_auc']:.4f} on {len(test):,} rows{drifted}")
-    return {"metrics": metrics, "drift": drift}
+    return {"metrics": metrics, "slices": slice_summary, "drift": drift}
+
+
+SLICE_COLUMNS = ["slice", "column", "value", "rows", "positives", "positive_rate", "predicted_positive_rate",
+                 "roc_auc", "recall", "precision", "scored", "note"]
 
 
 def _drift_args(params: Params) -> dict:
