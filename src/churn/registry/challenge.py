@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from churn.config import Params
 from churn.io import write_json
 from churn.markdown import table as markdown_table
-from churn.registry import versions
+from churn.registry import model_card, versions
 from churn.registry.checkout import ensure_workspace_model, read_checkout_model
 from churn.registry.comparison import Comparison, compare_with_champion
 from churn.registry.lock import registry_lock
@@ -42,12 +42,14 @@ def challenge(params: Params) -> dict:
         "comparison": comparison.rows,
         "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": None,
+        "model_card": None,
     }
     with registry_lock(tracking.tracking_uri(params)):
         version = versions.find_version(mlflow_client, params, model.model_md5)
         if version is None and passed:
             version = versions.register(params, model, mlflow_client)
             _record_acceptance(params, mlflow_client, version, result)
+            result["model_card"] = model_card.attach(params, mlflow_client, version)
         elif version is not None:
             # An existing version keeps the record of the gate that accepted it; later
             # checks (new gates, a new champion) are recorded beside it.

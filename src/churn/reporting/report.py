@@ -97,7 +97,51 @@ def verdict_section(params: Params) -> tuple[list[str], str]:
         table = pd.DataFrame(current["comparison"])
         table["passed"] = table["passed"].map({True: "✅", False: "❌"})
         lines += ["", f"Candidate vs champion v{current['champion_version']} (candidate's validation set):", "", markdown_table(table)]
+    lines += evidence_lines(read_json(params.paths.verdict) or {})
     return lines, verdict
+
+
+EVIDENCE_KINDS = ("leakage", "baseline", "slice", "fairness")
+
+
+def evidence_rows(checks: list[dict]) -> list[dict]:
+    """One row per family of checks (`single_feature_auc`, `slice_roc_auc`, ...): every
+    failing check, or else the one closest to its threshold, with how many there are."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for check in checks:
+        if check.get("kind") in EVIDENCE_KINDS:
+            groups.setdefault((check["kind"], check["name"].split(".")[0]), []).append(check)
+    rows = []
+    for (kind, family), members in sorted(groups.items(), key=lambda item: EVIDENCE_KINDS.index(item[0][0])):
+        failing = [c for c in members if not c["passed"]]
+        shown = failing or [min(members, key=lambda c: abs(c["threshold"] - c["value"]))]
+        for check in shown:
+            rows.append({
+                "kind": kind,
+                "check": f"`{check['name']}`",
+                "value": f"{check['value']:.4f}",
+                "rule": f"{check['op']} {check['threshold']:g}",
+                "passed": "✅" if check["passed"] else "❌",
+                "of": f"{len(members) - len(failing)}/{len(members)} passed",
+                "note": check.get("note", ""),
+            })
+    return rows
+
+
+def evidence_lines(verdict: dict) -> list[str]:
+    rows = evidence_rows(verdict.get("checks") or [])
+    if not rows:
+        return ["", "_No leakage, baseline, slice or fairness checks in this verdict._"]
+    baseline = verdict.get("baseline") or {}
+    scores = ", ".join(f"{name} {auc:.4f}" for name, auc in sorted((baseline.get("roc_auc") or {}).items()))
+    lines = ["", "Evidence (validation set; per family the failing checks, or the closest to its threshold):", "",
+             markdown_table(pd.DataFrame(rows))]
+    if scores:
+        lines += ["", f"Validation ROC AUC: candidate {baseline.get('candidate_roc_auc', 0):.4f}; baselines {scores}."]
+    small = [s["slice"] for s in verdict.get("slices") or [] if not s.get("scored")]
+    if small:
+        lines += ["", "Slices too small to score: " + ", ".join(f"`{s}`" for s in small) + "."]
+    return lines
 
 
 def _verdict_md5(params: Params) -> str | None:
@@ -269,6 +313,10 @@ def links_section(params: Params) -> list[str]:
     challenge = read_json(params.paths.challenge) or {}
     if challenge.get("version"):
         lines.append(f"- Model version: `{challenge['registered_model']}` v{challenge['version']}")
+    if challenge.get("model_card") and challenge.get("model_md5") == _verdict_md5(params):
+        lines.append(f"- Model card: `{challenge['model_card']}` (copy: `{params.paths.model_card}` in the workflow artifacts)")
+    else:
+        lines.append("- Model card: written when `churn challenge` registers the model")
     lines.append(f"- Full drift report (HTML): `{params.report.assets_dir / DRIFT_HTML}` in the workflow artifacts")
     return lines
 
