@@ -93,6 +93,9 @@ def bank_params(root, positive, negative) -> dict:
         },
         "structural_levels": {},
     }
+    # Slices and protected attributes name the dataset's own columns.
+    raw["validate"]["slices"].update(columns=["region", "plan"], bins={"age": [30, 50, 70]})
+    raw["validate"]["fairness"]["protected"] = ["region"]
     raw["prep"]["feature_table_name"] = "account_features"
     raw["tracking"]["experiment"] = "bank-churn"
     return raw

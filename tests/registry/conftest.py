@@ -40,7 +40,9 @@ def workspace_params() -> Params:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["validate"]["data_checks"].update(min_train_rows=500, min_validation_rows=100)
     # Deliberately undertrained, so that a later candidate can really be better.
-    raw["train"]["hyperparameters"]["hist_gradient_boosting"].update(max_iter=25, learning_rate=0.05)
+    raw["train"]["hyperparameters"]["hist_gradient_boosting"] = dict(
+        learning_rate=0.05, max_iter=25, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0
+    )
     # An undertrained model on 2500 rows: the evidence gates (tested in tests/validation)
     # would reject it, and these tests are about the registry lifecycle.
     raw["validate"]["baseline"]["min_gain"] = None

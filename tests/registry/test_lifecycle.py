@@ -18,6 +18,7 @@ import yaml
 
 from churn.errors import ChurnError
 from churn.registry import versions
+from churn.registry import model_card
 from churn.registry.challenge import challenge
 from churn.registry.checkout import read_checkout_model
 from churn.registry.promotion import TAG_PREVIOUS, TAG_PROMOTED_BY, promote, rollback, which
@@ -37,6 +38,15 @@ def test_first_model_has_no_champion_so_only_absolute_gates_apply(workspace):
     assert {"git_commit", "params_hash", "dvc.train_md5"} <= set(version.tags)
     assert versions.CHALLENGER in version.aliases
     assert json.loads(workspace.params.paths.challenge.read_text())["verdict"] == "passed"
+    # The new version's model card: a run artifact, tagged, in the description, kept locally.
+    card = version.tags[model_card.TAG_MODEL_CARD]
+    assert card == result["model_card"] and card.startswith(f"runs:/{version.run_id}/")
+    import mlflow
+
+    text = mlflow.artifacts.load_text(card)
+    assert text.startswith(f"# Model card: {NAME} v{result['version']}") and "## Known limitations" in text
+    assert text in version.description or card in version.description
+    assert workspace.params.paths.model_card.read_text() == text
 
 
 def test_registration_is_idempotent(workspace):

@@ -164,7 +164,7 @@ def test_validate_writes_a_verdict_for_this_model(env):
 
 
 def _evaluate_outputs(params) -> dict:
-    files = [params.paths.test_metrics, params.paths.drift_metrics, *sorted(dvc_yaml_plot_files(params))]
+    files = [params.paths.test_metrics, params.paths.slice_metrics, params.paths.drift_metrics, *sorted(dvc_yaml_plot_files(params))]
     return {str(path): path.read_bytes() for path in files}
 
 
@@ -190,6 +190,11 @@ def test_evaluate_writes_every_output_deterministically(env):
     assert len(confusion) == len(test)
     importance = pd.read_csv(params.paths.plots_dir / "feature_importance.csv")
     assert sorted(importance["feature"]) == sorted(params.dataset.feature_columns)
+    slices = pd.read_csv(params.paths.plots_dir / "slices.csv")
+    assert set(slices["column"]) == {*params.validation.slices.columns, *params.validation.slices.bins}
+    assert slices["rows"].groupby(slices["column"]).sum().eq(len(test)).all()  # every row in one slice per column
+    summary = json.loads(params.paths.slice_metrics.read_text())
+    assert summary["slices_scored"] + summary["slices_too_small"] == len(slices)
 
     drift = json.loads(params.paths.drift_metrics.read_text())
     assert drift["columns_total"] == len(params.dataset.feature_columns)
