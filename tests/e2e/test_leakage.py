@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 import yaml
 
 from churn.config import load_params
@@ -20,6 +21,14 @@ from tests.e2e.test_other_dataset import bank_params, bank_table
 pytestmark = pytest.mark.e2e
 
 ROWS = 3000
+
+
+@pytest.fixture(autouse=True)
+def one_native_thread():
+    # As `churn` runs stages (runtime.threads): OpenMP threads spin and collapse on a busy
+    # 2-core machine, and this process loaded OpenMP before any variable could say so.
+    with threadpool_limits(limits=1):
+        yield
 
 
 def _project(tmp_path, monkeypatch, extra_column: str, values, spec: dict):

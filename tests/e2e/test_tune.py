@@ -7,6 +7,7 @@ import shlex
 
 import mlflow
 import pytest
+from threadpoolctl import threadpool_limits
 
 from churn.cli import main
 from churn.config import load_params
@@ -16,6 +17,14 @@ from churn.training.tune import TAG_TUNE
 from tests.e2e.test_other_dataset import bank_params, bank_table
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True)
+def one_native_thread():
+    # As `churn` runs stages (runtime.threads): OpenMP threads spin and collapse on a busy
+    # 2-core machine, and this process loaded OpenMP before any variable could say so.
+    with threadpool_limits(limits=1):
+        yield
 
 
 def test_tune_records_trials_and_applies_only_on_request(tmp_path, monkeypatch, capsys):
@@ -39,12 +48,14 @@ def test_tune_records_trials_and_applies_only_on_request(tmp_path, monkeypatch, 
     prep_stage.run(params)
     params.paths.test_set.unlink()  # the search must not need the test set
 
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(variable, "1")  # main() sets them; monkeypatch restores them after
     before = params_file.read_text()
     assert main(["--params", str(params_file), "tune", "--trials", "3"]) == 0
     first = capsys.readouterr().out
     assert params_file.read_text() == before  # no --apply: params.yaml untouched
     command = next(line.strip() for line in first.splitlines() if line.strip().startswith("dvc exp run"))
-    settings = dict(arg.split("=", 1) for arg in shlex.split(command)[3::2])
+    settings = dict(arg.split("=", 1) for arg in shlex.split(command)[4::2])
     assert set(settings) == {f"train.hyperparameters.hist_gradient_boosting.{k}" for k in ("learning_rate", "max_leaf_nodes")}
 
     tracking.connect(params)

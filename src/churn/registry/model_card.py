@@ -8,6 +8,9 @@ the version's description and tag, and kept locally at paths.model_card for the 
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pandas as pd
 import yaml
 
@@ -22,7 +25,7 @@ METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_lo
 UNAVAILABLE = "unavailable (run `dvc repro`)"
 
 
-def _fmt(value) -> str:
+def _fmt(value: Any) -> str:
     if value is None or value == "":
         return "–"
     if isinstance(value, float):
@@ -30,7 +33,7 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _md5(path) -> str:
+def _md5(path: Path) -> str:
     try:
         return md5_file(path)
     except OSError:
@@ -77,7 +80,7 @@ def _snapshot_meta(params: Params) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(meta.items())) if isinstance(meta, dict) else ""
 
 
-def metrics_table(verdict: dict, test: dict) -> str:
+def metrics_table(verdict: dict[str, Any], test: dict[str, Any]) -> str:
     validation = verdict.get("validation_metrics") or {}
     rows = [{"metric": m, "validation": _fmt(validation.get(m)), "test": _fmt(test.get(m))} for m in METRICS]
     return markdown_table(pd.DataFrame(rows))
@@ -102,7 +105,7 @@ def slices_table(params: Params) -> list[str]:
     return [markdown_table(shown)]
 
 
-def fairness_lines(verdict: dict, slice_summary: dict) -> list[str]:
+def fairness_lines(verdict: dict[str, Any], slice_summary: dict[str, Any]) -> list[str]:
     rows = []
     for result in verdict.get("fairness") or []:
         differences = result.get("differences") or {}
@@ -123,7 +126,7 @@ def fairness_lines(verdict: dict, slice_summary: dict) -> list[str]:
     return lines
 
 
-def checks_table(verdict: dict, kinds: tuple[str, ...]) -> str:
+def checks_table(verdict: dict[str, Any], kinds: tuple[str, ...]) -> str:
     rows = [
         {"check": c["name"], "value": _fmt(c["value"]), "rule": f"{c['op']} {c['threshold']:g}",
          "passed": "yes" if c["passed"] else "**no**", "note": c.get("note", "")}
@@ -132,7 +135,7 @@ def checks_table(verdict: dict, kinds: tuple[str, ...]) -> str:
     return markdown_table(pd.DataFrame(rows)) if rows else "No such checks configured."
 
 
-def leakage_lines(verdict: dict) -> list[str]:
+def leakage_lines(verdict: dict[str, Any]) -> list[str]:
     aucs = (verdict.get("leakage") or {}).get("single_feature_auc") or {}
     ranked = sorted(((v, k) for k, v in aucs.items() if v is not None), reverse=True)[:5]
     lines = []
@@ -150,7 +153,7 @@ def leakage_lines(verdict: dict) -> list[str]:
     return lines
 
 
-def limitations(params: Params, verdict: dict) -> list[str]:
+def limitations(params: Params, verdict: dict[str, Any]) -> list[str]:
     items = [
         "Scores are calibrated to the churn rate of the training snapshot; a different base rate "
         "(another market, a later period) shifts them. Watch the drift report and the inference log.",
@@ -223,7 +226,7 @@ def render(params: Params, version: str | None = None) -> str:
     return "\n".join(sections).rstrip() + "\n"
 
 
-def attach(params: Params, mlflow_client, version) -> str:
+def attach(params: Params, mlflow_client: Any, version: Any) -> str:
     """Card for a newly registered version: local file, run artifact, tag and description.
     Returns where the card is (the artifact URI, or the local path when the version has no
     run to hold it)."""

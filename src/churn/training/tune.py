@@ -13,7 +13,7 @@ import logging
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from churn.config import Params, SearchParam
 from churn.errors import ChurnError
@@ -48,7 +48,7 @@ def _round(value: Any) -> Any:
     return value
 
 
-def suggest(trial, name: str, spec: SearchParam) -> Any:
+def suggest(trial: Any, name: str, spec: SearchParam) -> Any:
     if spec.choices is not None:
         return trial.suggest_categorical(name, spec.choices)
     assert spec.low is not None and spec.high is not None
@@ -97,12 +97,12 @@ def run(params: Params, *, trials: int | None = None, apply: bool = False,
 
     mlflow = tracking.connect(params)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    direction = "minimize" if metric in LOWER_IS_BETTER else "maximize"
+    direction: Literal["minimize", "maximize"] = "minimize" if metric in LOWER_IS_BETTER else "maximize"
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=params.tune.seed))
     current = {name: params.train.model_params[name] for name in space if name in params.train.model_params}
     study.enqueue_trial(current)  # trial 0 scores today's params.yaml, so "best" is never worse
 
-    def objective(trial) -> float:
+    def objective(trial: Any) -> float:
         values = {name: suggest(trial, name, spec) for name, spec in space.items()}
         trial.set_user_attr("values", values)
         config = params.train.model_copy(
@@ -141,7 +141,9 @@ def run(params: Params, *, trials: int | None = None, apply: bool = False,
 
     if apply:
         apply_to_params_file(params_file, family, best_values)
-    return TuneResult(family, metric, n_trials, best.number, float(best.value), float(study.trials[0].value),
+    current_value = study.trials[0].value
+    assert best.value is not None and current_value is not None  # completed trials have values
+    return TuneResult(family, metric, n_trials, best.number, float(best.value), float(current_value),
                       best_values, parent_id, command, apply)
 
 

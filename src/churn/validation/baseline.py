@@ -7,6 +7,7 @@ as the candidate, the candidate's extra complexity buys nothing and should not s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 from sklearn.dummy import DummyClassifier
@@ -26,7 +27,7 @@ class BaselineResult:
     skipped: dict[str, str] = field(default_factory=dict)  # baseline name -> why
 
 
-def _baseline_model(name: str, dataset: Dataset, train: Train):
+def _baseline_model(name: str, dataset: Dataset, train: Train) -> Any:
     if name == "prior":
         return DummyClassifier(strategy="prior")
     # Same features and preprocessing as the candidate, default regularisation.
@@ -34,6 +35,7 @@ def _baseline_model(name: str, dataset: Dataset, train: Train):
         family="logistic_regression",
         seed=train.seed,
         hyperparameters={"logistic_regression": {"max_iter": LOGISTIC_MAX_ITER}},
+        decision_threshold=train.decision_threshold,
     )
     return build_pipeline(dataset, config)
 
@@ -41,7 +43,8 @@ def _baseline_model(name: str, dataset: Dataset, train: Train):
 def fit_baselines(train_set: pd.DataFrame, validation: pd.DataFrame, dataset: Dataset,
                   candidate: Train, settings: Baseline) -> BaselineResult:
     features, label = dataset.feature_columns, dataset.label_column
-    scores, skipped = {}, {}
+    scores: dict[str, float] = {}
+    skipped: dict[str, str] = {}
     for name in settings.models:
         if name == candidate.family:
             skipped[name] = "the candidate is this family: not a simpler model"

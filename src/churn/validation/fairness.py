@@ -11,6 +11,7 @@ the comparison, and an attribute with fewer than two comparable groups fails clo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 import numpy as np
 import pandas as pd
 from fairlearn.metrics import MetricFrame, demographic_parity_difference, equal_opportunity_difference
@@ -36,15 +37,15 @@ class FairnessResult:
     left_out: dict[str, str] = field(default_factory=dict)  # group -> why
     differences: dict[str, float] = field(default_factory=dict)  # empty when not comparable
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _precision(y_true, y_pred) -> float:
+def _precision(y_true: Any, y_pred: Any) -> float:
     return float(precision_score(y_true, y_pred, zero_division=0))
 
 
-def attribute_fairness(frame: pd.DataFrame, y_true, proba, threshold: float, attribute: str,
+def attribute_fairness(frame: pd.DataFrame, y_true: Any, proba: Any, threshold: float, attribute: str,
                        sizes: Slices) -> FairnessResult:
     y = pd.Series(np.asarray(y_true, dtype=int))
     predicted = pd.Series((np.asarray(proba, dtype=float) >= threshold).astype(int))
@@ -73,7 +74,7 @@ def attribute_fairness(frame: pd.DataFrame, y_true, proba, threshold: float, att
     return FairnessResult(attribute, compared, left_out, {k: round(float(v), DIGITS) for k, v in differences.items()})
 
 
-def fairness_results(frame: pd.DataFrame, y_true, proba, threshold: float, settings: Fairness,
+def fairness_results(frame: pd.DataFrame, y_true: Any, proba: Any, threshold: float, settings: Fairness,
                      sizes: Slices) -> list[FairnessResult]:
     return [attribute_fairness(frame, y_true, proba, threshold, a, sizes) for a in settings.protected]
 

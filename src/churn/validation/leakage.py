@@ -7,6 +7,7 @@ after the outcome (another model's score, a closure flag), not a signal the mode
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from churn.validation.gates import Check
 KIND = "leakage"
 
 
-def single_feature_auc(values: pd.Series, y: pd.Series, numeric: bool) -> float:
+def single_feature_auc(values: pd.Series, y: Any, numeric: bool) -> float:
     """ROC AUC of one column used alone as the score, in whichever direction is better.
 
     Numeric: the value itself (missing values rank below every other value). Categorical:
@@ -71,7 +72,7 @@ class TopFeature:
     importance: float
 
 
-def top_permutation_feature(model, validation: pd.DataFrame, dataset: Dataset, limits: Leakage, seed: int) -> TopFeature:
+def top_permutation_feature(model: Any, validation: pd.DataFrame, dataset: Dataset, limits: Leakage, seed: int) -> TopFeature:
     features = validation[dataset.feature_columns]
     y = validation[dataset.label_column]
     if len(features) > limits.importance_sample_size:
@@ -98,7 +99,7 @@ def ceiling_check(validation_auc: float, limits: Leakage, top: TopFeature | None
     return [Check.compare("validation_roc_auc_ceiling", KIND, validation_auc, "<=", limits.max_validation_auc, note=note)]
 
 
-def leakage_checks(model, train: pd.DataFrame, validation: pd.DataFrame, dataset: Dataset,
+def leakage_checks(model: Any, train: pd.DataFrame, validation: pd.DataFrame, dataset: Dataset,
                    limits: Leakage, validation_auc: float, seed: int) -> tuple[list[Check], dict[str, float | None]]:
     aucs = feature_aucs(train, dataset)
     top = None

@@ -8,6 +8,7 @@ reported with their size and left unscored rather than gated on noise.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ class SliceMetrics:
     def name(self) -> str:
         return f"{self.column}={self.value}"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"slice": self.name, **asdict(self)}
 
 
@@ -85,15 +86,18 @@ def why_unscored(rows: int, positives: int, settings: Slices) -> str:
     return ""
 
 
-def _auc(y_true, proba) -> float:
+def _auc(y_true: Any, proba: Any) -> float:
     return float(roc_auc_score(y_true, proba)) if len(np.unique(y_true)) == 2 else float("nan")
 
 
-def slice_metrics(frame: pd.DataFrame, y_true, proba, threshold: float, settings: Slices) -> list[SliceMetrics]:
+def slice_metrics(frame: pd.DataFrame, y_true: Any, proba: Any, threshold: float, settings: Slices) -> list[SliceMetrics]:
     """Every configured slice of `frame`, scored or marked too small."""
     y = np.asarray(y_true, dtype=int)
     proba = np.asarray(proba, dtype=float)
-    predicted = lambda p: (np.asarray(p) >= threshold).astype(int)  # noqa: E731
+
+    def predicted(p: Any) -> Any:
+        return (np.asarray(p) >= threshold).astype(int)
+
     metrics = {
         "rows": lambda t, p: len(t),
         "positives": lambda t, p: int(np.sum(t)),
