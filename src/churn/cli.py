@@ -225,7 +225,7 @@ def _report(args, params) -> int:
 
 
 def _tune(args, params) -> int:
-    from churn.training.tune import run as tune
+    from churn.tuning.search import run as tune
 
     result = tune(params, trials=args.trials, apply=args.apply, params_file=Path(args.params))
     print(f"tune: {result.trials} trials of {result.family} on the validation set; "

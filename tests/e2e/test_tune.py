@@ -12,8 +12,8 @@ from threadpoolctl import threadpool_limits
 from churn.cli import main
 from churn.config import load_params
 from churn.prep import stage as prep_stage
-from churn.training import tracking
-from churn.training.tune import TAG_TUNE
+from churn.core import tracking
+from churn.tuning.search import TAG_TUNE
 from tests.e2e.test_other_dataset import bank_params, bank_table
 
 pytestmark = pytest.mark.e2e

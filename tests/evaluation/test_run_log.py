@@ -7,7 +7,7 @@ import logging
 import mlflow
 
 from churn.evaluation.run_log import log_test_metrics
-from churn.training import tracking
+from churn.core import tracking
 
 
 def test_logs_to_the_run_of_the_model(tmp_path, monkeypatch, params):

@@ -1,4 +1,4 @@
-"""churn.training.tune: the search space, the printed command and --apply."""
+"""churn.tuning.search: the search space, the printed command and --apply."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from churn.config import SearchParam, parse_params
 from churn.errors import ChurnError
-from churn.training.tune import apply_to_params_file, dvc_command, search_space, suggest
+from churn.tuning.search import apply_to_params_file, dvc_command, search_space, suggest
 from tests.conftest import PARAMS_FILE
 
 

@@ -1,0 +1,1 @@
+"""Hyperparameter search around the graph (`churn tune`): never a DVC stage."""
