@@ -7,15 +7,15 @@ import json
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 import yaml
+from threadpoolctl import threadpool_limits
 
 from churn.config import load_params
+from churn.core.verdict import read_verdict
 from churn.errors import ChurnError
 from churn.prep import stage as prep_stage
 from churn.training import stage as train_stage
 from churn.validation import stage as validate_stage
-from churn.core.verdict import read_verdict
 from tests.e2e.test_other_dataset import bank_params, bank_table
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,8 @@ from threadpoolctl import threadpool_limits
 
 from churn.cli import main
 from churn.config import load_params
-from churn.prep import stage as prep_stage
 from churn.core import tracking
+from churn.prep import stage as prep_stage
 from churn.tuning.search import TAG_TUNE
 from tests.e2e.test_other_dataset import bank_params, bank_table
 

@@ -6,8 +6,8 @@ import logging
 
 import mlflow
 
-from churn.evaluation.run_log import log_test_metrics
 from churn.core import tracking
+from churn.evaluation.run_log import log_test_metrics
 
 
 def test_logs_to_the_run_of_the_model(tmp_path, monkeypatch, params):

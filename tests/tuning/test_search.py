@@ -43,7 +43,7 @@ def test_apply_changes_only_the_values(tmp_path, params):
     original = PARAMS_FILE.read_text()
     target.write_text(original)
     apply_to_params_file(target, "hist_gradient_boosting", {"max_iter": 123, "learning_rate": 0.0777})
-    changed = [(a, b) for a, b in zip(original.splitlines(), target.read_text().splitlines()) if a != b]
+    changed = [(a, b) for a, b in zip(original.splitlines(), target.read_text().splitlines(), strict=True) if a != b]
     assert len(changed) == 2 and all(b.strip() in ("max_iter: 123", "learning_rate: 0.0777") for _, b in changed)
     assert len(original.splitlines()) == len(target.read_text().splitlines())  # comments and layout kept
 
@@ -51,5 +51,5 @@ def test_apply_changes_only_the_values(tmp_path, params):
 def test_a_family_without_a_space_is_a_short_error(params):
     raw = params.model_dump(mode="json", by_alias=True)
     raw["tune"]["space"] = {}
-    with pytest.raises(ChurnError, match="tune.space has no entry"):
+    with pytest.raises(ChurnError, match=r"tune\.space has no entry"):
         search_space(parse_params(raw))

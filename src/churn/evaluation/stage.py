@@ -9,13 +9,13 @@ import pandas as pd
 
 from churn import progress
 from churn.config import Params
-from churn.evaluation import plots
 from churn.core.metrics import classification_metrics
+from churn.core.model_file import load_model
+from churn.core.splits import read_split
+from churn.evaluation import plots
 from churn.evaluation.run_log import log_test_metrics
 from churn.io import content_md5, md5_file, write_csv, write_json, write_text
 from churn.monitoring.drift import drift_summary, write_drift_html
-from churn.core.model_file import load_model
-from churn.core.splits import read_split
 from churn.validation import fairness, slices
 
 log = logging.getLogger(__name__)

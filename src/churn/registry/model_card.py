@@ -98,7 +98,7 @@ def slices_table(params: Params) -> list[str]:
         "slice": table["slice"],
         "rows": table["rows"],
         "churn rate": table["positive_rate"].map(_fmt),
-        "ROC AUC": [_fmt(v) if s in (True, "True") else "too small" for v, s in zip(table["roc_auc"], table["scored"])],
+        "ROC AUC": [_fmt(v) if s in (True, "True") else "too small" for v, s in zip(table["roc_auc"], table["scored"], strict=True)],
         "recall": table["recall"].map(_fmt),
         "precision": table["precision"].map(_fmt),
     })

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -104,15 +105,15 @@ def verdict_section(params: Params) -> tuple[list[str], str]:
 EVIDENCE_KINDS = ("leakage", "baseline", "slice", "fairness")
 
 
-def evidence_rows(checks: list[dict]) -> list[dict]:
+def evidence_rows(checks: list[dict[str, Any]]) -> list[dict[str, str]]:
     """One row per family of checks (`single_feature_auc`, `slice_roc_auc`, ...): every
     failing check, or else the one closest to its threshold, with how many there are."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for check in checks:
         if check.get("kind") in EVIDENCE_KINDS:
             groups.setdefault((check["kind"], check["name"].split(".")[0]), []).append(check)
     rows = []
-    for (kind, family), members in sorted(groups.items(), key=lambda item: EVIDENCE_KINDS.index(item[0][0])):
+    for (kind, _family), members in sorted(groups.items(), key=lambda item: EVIDENCE_KINDS.index(item[0][0])):
         failing = [c for c in members if not c["passed"]]
         shown = failing or [min(members, key=lambda c: abs(c["threshold"] - c["value"]))]
         for check in shown:
@@ -128,7 +129,7 @@ def evidence_rows(checks: list[dict]) -> list[dict]:
     return rows
 
 
-def evidence_lines(verdict: dict) -> list[str]:
+def evidence_lines(verdict: dict[str, Any]) -> list[str]:
     rows = evidence_rows(verdict.get("checks") or [])
     if not rows:
         return ["", "_No leakage, baseline, slice or fairness checks in this verdict._"]
@@ -297,8 +298,8 @@ def plots_section(params: Params, base: str, assets: Path) -> tuple[list[str], l
 
 
 def links_section(params: Params) -> list[str]:
-    from churn.io import md5_file
     from churn.core import tracking
+    from churn.io import md5_file
 
     lines = []
     try:

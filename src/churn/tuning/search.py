@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from churn.config import Params, SearchParam
-from churn.errors import ChurnError
 from churn.core.metrics import classification_metrics
+from churn.core.splits import read_split
+from churn.errors import ChurnError
 from churn.io import md5_file, write_text
 from churn.training.pipeline import build_pipeline
-from churn.core.splits import read_split
 
 log = logging.getLogger(__name__)
 LOWER_IS_BETTER = {"log_loss", "brier"}

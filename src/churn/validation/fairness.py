@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
 import numpy as np
 import pandas as pd
 from fairlearn.metrics import MetricFrame, demographic_parity_difference, equal_opportunity_difference

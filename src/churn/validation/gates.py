@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import operator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import pandas as pd
 
-from churn.config import Dataset, DataChecks, Gates
+from churn.config import DataChecks, Dataset, Gates
 
 OPERATORS = {">=": operator.ge, "<=": operator.le}
 
@@ -23,7 +24,7 @@ class Check:
     note: str = ""  # what a reviewer needs beside the number (a culprit, the compared values)
 
     @classmethod
-    def compare(cls, name: str, kind: str, value: float, op: str, threshold: float, note: str = "") -> "Check":
+    def compare(cls, name: str, kind: str, value: float, op: str, threshold: float, note: str = "") -> Check:
         value = round(float(value), 6)
         return cls(name, kind, value, op, float(threshold), bool(OPERATORS[op](value, threshold)), note)
 
@@ -31,7 +32,7 @@ class Check:
         text = f"{self.kind} check {self.name} = {self.value:g} fails {self.op} {self.threshold:g}"
         return f"{text} ({self.note})" if self.note else text
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         row = asdict(self)
         if not self.note:
             del row["note"]

@@ -81,7 +81,7 @@ def top_permutation_feature(model: Any, validation: pd.DataFrame, dataset: Datas
     result = permutation_importance(
         model, features, y, scoring="roc_auc", n_repeats=limits.importance_repeats, random_state=seed, n_jobs=1
     )
-    ranked = sorted(zip(features.columns, result.importances_mean), key=lambda item: (-item[1], item[0]))
+    ranked = sorted(zip(features.columns, result.importances_mean, strict=True), key=lambda item: (-item[1], item[0]))
     return TopFeature(str(ranked[0][0]), round(float(ranked[0][1]), 6))
 
 

@@ -8,6 +8,7 @@ reported with their size and left unscored rather than gated on noise.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,7 @@ def band_names(edges: list[float]) -> list[str]:
     bounds = [-np.inf, *edges, np.inf]
     return [
         f"({_edge(low)}, {_edge(high)})" if low == -np.inf else f"[{_edge(low)}, {_edge(high)})"
-        for low, high in zip(bounds[:-1], bounds[1:])
+        for low, high in pairwise(bounds)
     ]
 
 
@@ -117,9 +118,6 @@ def slice_metrics(frame: pd.DataFrame, y_true: Any, proba: Any, threshold: float
             note = why_unscored(rows, positives, settings)
             scored = not note
 
-            def score(name: str) -> float | None:
-                return round(float(row[name]), DIGITS) if scored else None
-
             out.append(
                 SliceMetrics(
                     column=column,
@@ -128,9 +126,9 @@ def slice_metrics(frame: pd.DataFrame, y_true: Any, proba: Any, threshold: float
                     positives=positives,
                     positive_rate=round(float(row["positive_rate"]), DIGITS),
                     predicted_positive_rate=round(float(row["predicted_positive_rate"]), DIGITS),
-                    roc_auc=score("roc_auc"),
-                    recall=score("recall"),
-                    precision=score("precision"),
+                    roc_auc=round(float(row["roc_auc"]), DIGITS) if scored else None,
+                    recall=round(float(row["recall"]), DIGITS) if scored else None,
+                    precision=round(float(row["precision"]), DIGITS) if scored else None,
                     scored=scored,
                     note=note,
                 )

@@ -9,10 +9,10 @@ from __future__ import annotations
 from churn import progress
 from churn.config import Params
 from churn.core.metrics import classification_metrics
-from churn.core.verdict import verdict_params_md5
-from churn.io import md5_file, write_json
 from churn.core.model_file import load_model
 from churn.core.splits import read_split
+from churn.core.verdict import verdict_params_md5
+from churn.io import md5_file, write_json
 from churn.validation import baseline, fairness, leakage, slices
 from churn.validation.gates import data_checks, model_checks, verdict
 
