@@ -182,7 +182,7 @@ def test_evaluate_writes_every_output_deterministically(env):
     assert metrics["roc_auc"] > 0.7
 
     plot_files = dvc_yaml_plot_files(params)
-    assert len(plot_files) == 6
+    assert len(plot_files) == 7
     for path in plot_files:
         table = pd.read_csv(path)
         assert len(table) > 0, path
