@@ -156,6 +156,7 @@ def apply_to_params_file(path: Path, family: str, values: dict[str, Any]) -> Non
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap long lines
+    yaml.indent(mapping=2, sequence=4, offset=2)  # block lists as params.yaml writes them
     # Keep `null` as written (ruamel would print an empty value).
     yaml.representer.add_representer(
         type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
