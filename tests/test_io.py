@@ -30,20 +30,18 @@ def test_atomic_path_replaces_target_on_success(tmp_path):
 def test_atomic_path_keeps_old_file_on_exception(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half-written")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(target) as tmp:
+        tmp.write_text("half-written")
+        raise RuntimeError("boom")
     assert target.read_text() == "old"
     assert _leftovers(tmp_path, {"out.txt"}) == []
 
 
 def test_atomic_path_creates_nothing_on_exception_without_old_file(tmp_path):
     target = tmp_path / "sub" / "out.txt"
-    with pytest.raises(ValueError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("partial")
-            raise ValueError
+    with pytest.raises(ValueError), atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        raise ValueError
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
 

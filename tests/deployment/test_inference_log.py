@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import validate_raw
 from churn.data.simulate import simulate
 from churn.deployment import inference_log
 from churn.deployment.inference_log import append, attach_labels, read_labels, read_log
-from churn.servable.scoring import PREDICTION, PROBABILITY, score_records
 from churn.errors import ChurnError
-from churn.core.clean import clean_features, encode_labels
-from churn.core.contract import validate_raw
+from churn.servable.scoring import PREDICTION, PROBABILITY, score_records
 from churn.training.pipeline import build_pipeline
 
-T0 = datetime(2026, 11, 26, 10, 15, 2, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 10, 15, 2, 123456, tzinfo=UTC)
 URI = "models:/churn-classifier@champion"
 PART = re.compile(r"^part-\d{8}T\d{12}Z-[0-9a-f]{32}\.parquet$")
 

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from churn.entry import RECORD_MODULES_ENV
-
 from tests.e2e.conftest import clone_without_remote, ran_stages
 
 pytestmark = pytest.mark.e2e
@@ -99,7 +98,7 @@ def _declared_code_deps(project, stage: dict) -> list[Path]:
     resolved = []
     for dep in stage["deps"]:
         for name, value in paths.items():
-            dep = dep.replace("${paths.%s}" % name, str(value))
+            dep = dep.replace(f"${{paths.{name}}}", str(value))
         if dep.startswith("src/"):
             resolved.append((project.path / dep).resolve())
     return resolved

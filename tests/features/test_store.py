@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import validate_raw
 from churn.errors import ChurnError
 from churn.features.store import (
     FeatureLookup,
@@ -15,8 +17,6 @@ from churn.features.store import (
     create_training_set,
     write_feature_table,
 )
-from churn.core.clean import clean_features, encode_labels
-from churn.core.contract import validate_raw
 
 
 @pytest.fixture
@@ -165,6 +165,13 @@ def test_lookup_key_renamed(table, labels, dataset):
     assert ts.df["cust"].tolist() == labels[dataset.id_column].tolist()
 
 
+def test_lookup_key_needs_one_column_per_primary_key(table, labels, dataset):
+    doubled = labels.assign(extra=1)
+    lookup = FeatureLookup(table=table, lookup_key=[dataset.id_column, "extra"])
+    with pytest.raises(ChurnError, match="one column for each primary key"):
+        create_training_set(doubled, [lookup], label=dataset.label_column)
+
+
 def test_label_row_order_preserved(table, labels, dataset):
     shuffled = labels.sample(frac=1, random_state=5).reset_index(drop=True)
     ts = create_training_set(shuffled, [FeatureLookup(table=table, lookup_key=[dataset.id_column])],
@@ -224,7 +231,7 @@ def test_point_in_time_never_uses_future_rows(history, history_table):
     found = [e for e in expected if e is not None]
     assert ts.df["x"].tolist() == found
     assert ts.missing_count == expected.count(None)
-    assert ts.df["event_time"].tolist() == [t for t, e in zip(labels["event_time"], expected) if e is not None]
+    assert ts.df["event_time"].tolist() == [t for t, e in zip(labels["event_time"], expected, strict=True) if e is not None]
 
 
 def test_label_before_first_feature_row_is_missing(history_table):

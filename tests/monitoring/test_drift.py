@@ -150,13 +150,13 @@ def test_id_and_label_columns_are_ignored(shifted, shifted_summary):
 
 def test_missing_column_or_empty_frame_raises(shifted):
     ref, cur = shifted
-    with pytest.raises(ChurnError, match="reference.*tenure"):
+    with pytest.raises(ChurnError, match=r"reference.*tenure"):
         _summary(ref.drop(columns=["tenure"]), cur)
-    with pytest.raises(ChurnError, match="current.*contract"):
+    with pytest.raises(ChurnError, match=r"current.*contract"):
         _summary(ref, cur.drop(columns=["contract"]))
-    with pytest.raises(ChurnError, match="current.*empty"):
+    with pytest.raises(ChurnError, match=r"current.*empty"):
         _summary(ref, cur.iloc[:0])
-    with pytest.raises(ChurnError, match="reference.*empty"):
+    with pytest.raises(ChurnError, match=r"reference.*empty"):
         write_drift_html(ref.iloc[:0], cur, numeric=NUMERIC, categorical=CATEGORICAL,
                          sample_size=100, seed=0, path="unused.html")
 
@@ -164,9 +164,9 @@ def test_missing_column_or_empty_frame_raises(shifted):
 def test_bad_column_lists_raise(shifted):
     ref, cur = shifted
     with pytest.raises(ChurnError, match="more than once"):
-        _summary(ref, cur, categorical=CATEGORICAL + ["tenure"])
+        _summary(ref, cur, categorical=[*CATEGORICAL, "tenure"])
     with pytest.raises(ChurnError, match="numeric column 'contract'"):
-        _summary(ref, cur, numeric=NUMERIC + ["contract"], categorical=["payment_method"])
+        _summary(ref, cur, numeric=[*NUMERIC, "contract"], categorical=["payment_method"])
     with pytest.raises(ChurnError, match="no non-missing values"):
         _summary(ref.assign(total_charges=np.nan), cur)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -92,7 +94,5 @@ def test_shares_summing_to_one_are_rejected(frame):
 
 def test_tiny_table_gives_churn_error_not_value_error():
     df = pd.DataFrame({"id": range(6), "y": [1, 1, 1, 0, 0, 0]})
-    try:
+    with contextlib.suppress(ChurnError):  # a clear refusal is fine; so would be a valid split
         split_dataset(df, "y", Split())
-    except ChurnError:
-        pass  # a clear refusal is fine; so would be a valid split

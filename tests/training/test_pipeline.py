@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from churn.errors import ChurnError
 from churn.core.clean import clean_features, encode_labels
 from churn.core.contract import validate_raw
+from churn.errors import ChurnError
 from churn.training.pipeline import CLASSIFIERS, build_pipeline
 
 FAMILIES = ["hist_gradient_boosting", "gradient_boosting", "random_forest", "logistic_regression"]

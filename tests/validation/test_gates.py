@@ -65,7 +65,7 @@ def test_repo_gates(params):
 # --- data checks ----------------------------------------------------------------------
 
 def _frame(dataset, n: int, positive_rate: float, missing: dict[str, int] | None = None) -> pd.DataFrame:
-    positives = int(round(n * positive_rate))
+    positives = round(n * positive_rate)
     df = pd.DataFrame({c: np.ones(n) for c in dataset.numeric})
     for c in dataset.categorical:
         df[c] = "x"

@@ -132,11 +132,17 @@ def _lookup(left: pd.DataFrame, lookup: FeatureLookup) -> tuple[pd.DataFrame, pd
         raise ChurnError(f"lookup on {table.metadata.name}: columns {clash} already in the frame.")
 
     table_key = table.metadata.primary_keys
+    if len(lookup.lookup_key) != len(table_key):
+        # Keys pair up by position; a short list would join on part of the key.
+        raise ChurnError(
+            f"lookup on {table.metadata.name}: lookup_key {lookup.lookup_key} must name one column "
+            f"for each primary key {table_key}."
+        )
     if lookup.timestamp_lookup_key and table.metadata.timestamp_key is None:
         raise ChurnError(f"lookup on {table.metadata.name}: the table has no timestamp key.")
     ts_column = [table.metadata.timestamp_key] if lookup.timestamp_lookup_key else []
     right = table.data[[*table_key, *ts_column, *features]]
-    right = right.rename(columns=dict(zip(table_key, lookup.lookup_key)))
+    right = right.rename(columns=dict(zip(table_key, lookup.lookup_key, strict=True)))
     marker = "__feature_found__"
     right = right.assign(**{marker: True})
 

@@ -87,7 +87,7 @@ def drift_summary(
                 "drifted": status == "FAIL",
             }
         elif kind.endswith(":DriftedColumnsCount"):
-            counted = (int(round(metric["value"]["count"])), float(metric["value"]["share"]))
+            counted = (round(metric["value"]["count"]), float(metric["value"]["share"]))
 
     if sorted(per_column) != sorted(columns) or counted is None:
         raise RuntimeError(f"evidently returned results for {sorted(per_column)}, expected {sorted(columns)}")
@@ -100,8 +100,8 @@ def drift_summary(
 
     share = flagged / len(columns)
     return {
-        "reference_rows": int(len(ref)),
-        "current_rows": int(len(cur)),
+        "reference_rows": len(ref),
+        "current_rows": len(cur),
         "sample_size": int(sample_size),
         "columns_total": len(columns),
         "columns_drifted": flagged,

@@ -51,7 +51,7 @@ def confusion(path: Path, base: pd.DataFrame | None, head: pd.DataFrame) -> Path
     panels = ([("base", base)] if base is not None else []) + [("head", head)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.4), squeeze=False)
     fig.subplots_adjust(wspace=0.45)
-    for ax, (name, frame) in zip(axes[0], panels):
+    for ax, (name, frame) in zip(axes[0], panels, strict=True):
         counts = pd.crosstab(frame["actual"], frame["predicted"]).reindex(index=LABELS, columns=LABELS, fill_value=0)
         values = counts.to_numpy()
         ax.imshow(values, cmap="Blues", vmin=0)

@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import mlflow.pyfunc
+import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 import churn

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 import pandas as pd
@@ -27,10 +26,7 @@ class ScoredBatch:
 def score_records(model: Any, dataset: Dataset, threshold: float, raw: pd.DataFrame, source: str = "input") -> ScoredBatch:
     valid, rejected = validate_rows(raw, dataset, source=source)
     features = clean_features(valid, dataset)
-    if len(features):
-        probability = model.predict_proba(features[dataset.feature_columns])[:, 1]
-    else:
-        probability = []
+    probability = model.predict_proba(features[dataset.feature_columns])[:, 1] if len(features) else []
     scored = features.assign(**{PROBABILITY: probability})
     scored[PREDICTION] = (scored[PROBABILITY] >= threshold).astype("int64")
     if dataset.label_column in valid.columns:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import hashlib
 
-import pandas as pd
-
 from churn import progress
 from churn.config import Params
-from churn.errors import ChurnError
 from churn.core.metrics import classification_metrics
-from churn.core.splits import raw_example, read_split
-from churn.io import md5_file, write_bytes
 from churn.core.model_file import model_to_bytes
+from churn.core.splits import raw_example, read_split
+from churn.errors import ChurnError
+from churn.io import md5_file, write_bytes
 from churn.training.pipeline import build_pipeline, iteration_probe
 
-def run(params: Params) -> dict:
+
+def run(params: Params) -> dict[str, str | float]:
     from churn.servable import runs
 
     paths, dataset = params.paths, params.dataset
@@ -33,7 +32,7 @@ def run(params: Params) -> dict:
     except ValueError as exc:  # scikit-learn validates hyperparameters only when fitting
         raise ChurnError(f"train.hyperparameters.{params.train.family} is invalid: {exc}") from None
     threshold = params.train.decision_threshold
-    metrics = {}
+    metrics: dict[str, float] = {}
     with progress.task("scoring train and validation", total=len(train) + len(validation), unit="rows") as scoring:
         for name, frame in (("train", train), ("validation", validation)):
             scores = classification_metrics(frame[label], model.predict_proba(frame[features])[:, 1], threshold)
