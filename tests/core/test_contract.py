@@ -366,3 +366,15 @@ def test_a_repeated_reason_is_given_once(raw_frame, dataset):
     (reason,) = rejected[REASONS_COLUMN]
     parts = reason.split("; ")
     assert len(parts) == len(set(parts)) and "tenure" in reason
+
+
+def test_table_problems_of_scoring_input_come_table_first(raw_frame, dataset):
+    from churn.core.contract import validate_rows
+
+    with pytest.raises(ContractError) as info:
+        validate_rows(raw_frame.head(0).drop(columns=["Contract"]), dataset)
+    assert info.value.failures == [
+        FailedCheck("<table>", "no data rows (header only)", 0, ()),
+        FailedCheck("Contract", "column is missing", 0, ()),
+    ]
+    assert "  - Contract: column is missing\n" in str(info.value)
