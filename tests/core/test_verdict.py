@@ -150,5 +150,6 @@ def test_the_verdict_params_are_the_gates_threshold_and_dataset():
     }
     for what, other in changed.items():
         assert verdict_params_md5(other) != base, what
-    same = params.model_copy(update={"train": params.train.model_copy(update={"seed": 7})})
-    assert verdict_params_md5(same) == base, "training knobs do not change what the verdict means"
+    hyperparameters = {**params.train.hyperparameters, params.train.family: {**params.train.model_params, "max_iter": 7}}
+    same = params.model_copy(update={"train": params.train.model_copy(update={"hyperparameters": hyperparameters})})
+    assert verdict_params_md5(same) == base, "hyperparameters do not change what the verdict means"
