@@ -15,13 +15,13 @@ import pytest
 import yaml
 
 from churn.config import load_params
+from churn.core import tracking
+from churn.core.verdict import read_verdict
 from churn.evaluation import stage as evaluate_stage
 from churn.io import md5_file
 from churn.prep import stage as prep_stage
 from churn.training import stage as train_stage
-from churn.core import tracking
 from churn.validation import stage as validate_stage
-from churn.core.verdict import read_verdict
 from tests.conftest import PARAMS_FILE
 
 pytestmark = pytest.mark.e2e
@@ -139,7 +139,7 @@ def test_bank_churn_table_runs_end_to_end(tmp_path, monkeypatch, positive, negat
     assert verdict["model_md5"] == trained["model_md5"]
     missing_checks = {c["name"] for c in verdict["checks"] if c["name"].startswith("missing_share.")}
     assert missing_checks == {f"missing_share.{column}" for column in FEATURES}
-    passed, reasons = read_verdict(params.paths.verdict, params.paths.model)
+    passed, _reasons = read_verdict(params.paths.verdict, params.paths.model)
     assert passed == (verdict["verdict"] == "passed")
 
     evaluate_stage.run(params)

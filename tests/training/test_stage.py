@@ -6,7 +6,6 @@ MLflow is the real SQLite store, in the same temporary directory.
 from __future__ import annotations
 
 import json
-import socket
 
 import pandas as pd
 import pytest
@@ -14,18 +13,18 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from churn.config import load_params, parse_params
+from churn.core import tracking
+from churn.core.model_file import load_model
+from churn.core.verdict import read_verdict
 from churn.data.simulate import simulate, write_snapshot
 from churn.errors import ChurnError
 from churn.evaluation import stage as evaluate_stage
 from churn.io import md5_file
 from churn.prep import stage as prep_stage
 from churn.training import stage as train_stage
-from churn.core import tracking
-from churn.core.model_file import load_model
 from churn.validation import stage as validate_stage
-from churn.core.verdict import read_verdict
-from tests.helpers import free_port
 from tests.conftest import PARAMS_FILE, REPO_ROOT
+from tests.helpers import free_port
 
 METRIC_NAMES = {"roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss", "brier"}
 
@@ -58,8 +57,8 @@ def test_every_plot_file_is_drawn_once_by_dvc_yaml():
     dvc_yaml = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
     assert all("plots" not in stage for stage in dvc_yaml["stages"].values())
     drawn = [file for definition in dvc_yaml["plots"] for spec in definition.values() for file in spec["y"]]
-    declared = [out for out in dvc_yaml["stages"]["evaluate"]["outs"] if list(out)[0].endswith(".csv")]
-    assert sorted(drawn) == sorted(list(out)[0] for out in declared)
+    declared = [out for out in dvc_yaml["stages"]["evaluate"]["outs"] if next(iter(out)).endswith(".csv")]
+    assert sorted(drawn) == sorted(next(iter(out)) for out in declared)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +127,7 @@ def test_unreachable_mlflow_writes_no_model(env, tmp_path, monkeypatch):
     uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     model_path.unlink(missing_ok=True)
-    with pytest.raises(ChurnError, match="127.0.0.1"):
+    with pytest.raises(ChurnError, match=r"127\.0\.0\.1"):
         train_stage.run(params)
     assert not model_path.exists()
     assert not list(tmp_path.rglob("*model.skops*")), "no partial or temporary model file either"

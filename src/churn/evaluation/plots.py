@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import precision_recall_curve, roc_curve
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 DIGITS = 6
 
@@ -22,7 +28,7 @@ PLOT_FILES = {
 }
 
 
-def roc_table(y_true, proba) -> pd.DataFrame:
+def roc_table(y_true: ArrayLike, proba: ArrayLike) -> pd.DataFrame:
     fpr, tpr, thresholds = roc_curve(y_true, proba, drop_intermediate=True)
     # roc_curve's first threshold is +inf, which JSON and CSV readers disagree on.
     thresholds = np.minimum(thresholds, 1.0)
@@ -30,7 +36,7 @@ def roc_table(y_true, proba) -> pd.DataFrame:
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "chance": fpr, "threshold": thresholds}).round(DIGITS)
 
 
-def precision_recall_table(y_true, proba, max_points: int = 1000) -> pd.DataFrame:
+def precision_recall_table(y_true: ArrayLike, proba: ArrayLike, max_points: int = 1000) -> pd.DataFrame:
     precision, recall, thresholds = precision_recall_curve(y_true, proba)
     table = pd.DataFrame(
         {"recall": recall[:-1], "precision": precision[:-1], "threshold": thresholds}
@@ -42,7 +48,7 @@ def precision_recall_table(y_true, proba, max_points: int = 1000) -> pd.DataFram
     return table.round(DIGITS).reset_index(drop=True)
 
 
-def confusion_table(y_true, proba, threshold: float) -> pd.DataFrame:
+def confusion_table(y_true: ArrayLike, proba: ArrayLike, threshold: float) -> pd.DataFrame:
     labels = np.array(["no_churn", "churn"])
     return pd.DataFrame(
         {
@@ -52,7 +58,7 @@ def confusion_table(y_true, proba, threshold: float) -> pd.DataFrame:
     )
 
 
-def calibration_table(y_true, proba, bins: int) -> pd.DataFrame:
+def calibration_table(y_true: ArrayLike, proba: ArrayLike, bins: int) -> pd.DataFrame:
     fraction_positive, mean_predicted = calibration_curve(y_true, proba, n_bins=bins, strategy="quantile")
     # `perfectly_calibrated` is the diagonal, drawn beside the curve.
     return pd.DataFrame(
@@ -60,7 +66,7 @@ def calibration_table(y_true, proba, bins: int) -> pd.DataFrame:
     ).round(DIGITS)
 
 
-def importance_table(model, features: pd.DataFrame, y_true, *, n_repeats: int, sample_size: int, seed: int) -> pd.DataFrame:
+def importance_table(model: Pipeline, features: pd.DataFrame, y_true: ArrayLike, *, n_repeats: int, sample_size: int, seed: int) -> pd.DataFrame:
     """Permutation importance of each raw input column: model-agnostic and deterministic."""
     if len(features) > sample_size:
         sample = features.sample(n=sample_size, random_state=seed)
@@ -76,7 +82,7 @@ def importance_table(model, features: pd.DataFrame, y_true, *, n_repeats: int, s
     return table.sort_values(["importance", "feature"], ascending=[False, True]).round(DIGITS).reset_index(drop=True)
 
 
-def drift_table(columns: dict[str, dict]) -> pd.DataFrame:
+def drift_table(columns: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Per-column drift (score, threshold, method, drifted), most drifted first."""
     table = pd.DataFrame(
         [

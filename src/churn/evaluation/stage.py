@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 
@@ -21,7 +22,7 @@ from churn.validation import fairness, slices
 log = logging.getLogger(__name__)
 
 
-def run(params: Params) -> dict:
+def run(params: Params) -> dict[str, object]:
     paths, dataset, settings = params.paths, params.dataset, params.evaluate
     with progress.phase("reading the model, train and test sets") as step:
         model = load_model(paths.model)
@@ -83,8 +84,15 @@ SLICE_COLUMNS = ["slice", "column", "value", "rows", "positives", "positive_rate
                  "roc_auc", "recall", "precision", "scored", "note"]
 
 
-def _drift_args(params: Params) -> dict:
-    return dict(
+class _DriftArgs(TypedDict):
+    numeric: list[str]
+    categorical: list[str]
+    sample_size: int
+    seed: int
+
+
+def _drift_args(params: Params) -> _DriftArgs:
+    return _DriftArgs(
         numeric=list(params.dataset.numeric),
         categorical=list(params.dataset.categorical),
         sample_size=params.evaluate.drift.sample_size,
@@ -104,7 +112,7 @@ def _key_file(params: Params) -> Path:
     return html.with_name(html.name + ".key")
 
 
-def _write_html(params: Params, train, test) -> None:
+def _write_html(params: Params, train: pd.DataFrame, test: pd.DataFrame) -> None:
     write_drift_html(train, test, path=params.paths.drift_report_html, **_drift_args(params))
     write_text(_key_file(params), html_key(params) + "\n")
 

@@ -30,7 +30,7 @@ DRIFT_SUMMARY_METRICS = ("share_drifted", "columns_drifted")
 class ReportResult:
     markdown: Path
     images: list[Path]
-    drift: dict | None
+    drift: dict[str, Any] | None
     verdict: str
 
 
@@ -220,7 +220,7 @@ def _count(path: str, value: int | None, absent: bool) -> str:
     return f"{value:,}" if value is not None else "unavailable (not in cache or remote)"
 
 
-def drift_section(params: Params, base_files: dq.BaseFiles) -> tuple[list[str], dict | None]:
+def drift_section(params: Params, base_files: dq.BaseFiles) -> tuple[list[str], dict[str, Any] | None]:
     from churn.monitoring.drift import drift_summary, write_drift_html
 
     dataset, settings = params.dataset, params.report
@@ -264,13 +264,13 @@ def drift_section(params: Params, base_files: dq.BaseFiles) -> tuple[list[str], 
     return lines, drift
 
 
-def _severity(entry: dict) -> float:
+def _severity(entry: dict[str, Any]) -> float:
     # p-values drift when small, distances when large: rank both as "how far past the line".
     score, threshold = entry["score"] or 0.0, entry["threshold"] or 0.0
     return (threshold - score) if "p_value" in entry["method"] else (score - threshold)
 
 
-def reading(drift: dict, drifted: list[str]) -> str:
+def reading(drift: dict[str, Any], drifted: list[str]) -> str:
     if not drifted:
         return "Reading: the head training data is distributed like the base's; no column drifted."
     names = ", ".join(f"`{c}`" for c in drifted[:5]) + (" and more" if len(drifted) > 5 else "")
@@ -356,5 +356,5 @@ def _delta_text(metric: str, delta: float | None, moved: bool) -> str:
     return f"**{delta:+.4f}** {'✅ better' if better else '🔻 worse'}"
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"

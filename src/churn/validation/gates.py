@@ -70,7 +70,7 @@ def data_checks(train: pd.DataFrame, validation: pd.DataFrame, dataset: Dataset,
     return checks
 
 
-def verdict(checks: list[Check]) -> dict:
+def verdict(checks: list[Check]) -> dict[str, object]:
     reasons = [check.reason() for check in checks if not check.passed]
     return {
         "verdict": "rejected" if reasons else "passed",

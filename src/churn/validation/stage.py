@@ -17,7 +17,7 @@ from churn.validation import baseline, fairness, leakage, slices
 from churn.validation.gates import data_checks, model_checks, verdict
 
 
-def run(params: Params) -> dict:
+def run(params: Params) -> dict[str, object]:
     paths, dataset, settings = params.paths, params.dataset, params.validation
     threshold, seed = params.train.decision_threshold, params.train.seed
     with progress.phase("reading the model, train and validation sets") as step:
