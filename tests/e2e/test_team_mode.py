@@ -249,8 +249,13 @@ def test_a_second_champion_then_rollback_and_report(team):
     project.git("commit", "-q", "-am", "threshold 0.34")
     assert "challenge: passed as churn-classifier v2" in project.run("churn", "challenge").stdout
     assert "v2 is now @champion (previous champion: v1)" in project.run("churn", "promote").stdout
+    # Roll back from main, whose params v1 was gated under (rollback rechecks that record).
+    project.git("checkout", "-q", "main")
+    project.run("dvc", "checkout", "-q")
     assert "rolled back from v2 to v1" in project.run("churn", "rollback").stdout
     assert team.client().get_model_version_by_alias(MODEL, "champion").version == "1"
+    project.git("checkout", "-q", "threshold")
+    project.run("dvc", "checkout", "-q")
 
     reported = project.run("churn", "report", "--base", "main")
     assert "gate passed" in reported.stdout
