@@ -343,8 +343,10 @@ def test_the_allow_list_refusal_names_every_foreign_type():
     with pytest.raises(ChurnError) as info:
         trusted_types_of(data)
     assert str(info.value) == (
-        "The model data contains types outside sklearn/numpy that will not be loaded: "
-        "datetime.timedelta, fractions.Fraction. It is not a model this project wrote."
+        "The model data contains types that will not be loaded: "
+        "datetime.timedelta, fractions.Fraction, ConstructorFromReduceNode node. It is not a model "
+        "this project wrote, so nothing in it was run. (A new model family or hyperparameter that "
+        "needs a new type: add it to ALLOWED_TYPES in churn.core.model_file after review.)"
     )
 
 
@@ -354,3 +356,99 @@ def test_a_non_archive_is_refused_naming_the_error():
     with pytest.raises(ChurnError) as info:
         trusted_types_of(b"not a zip")
     assert str(info.value).startswith("The model data is not a valid skops archive (BadZipFile: ")
+
+# ------------------------------------------------ the allow-list and a crafted archive
+
+
+def _family_models(params, raw_frame):
+    """Every model family fitted with params.yaml's hyperparameters (and HGB with early
+    stopping, which the full data switches on), on a small copy of the fixture rows."""
+    import pandas as pd
+
+    from churn.core.clean import clean_features, encode_labels
+    from churn.core.contract import validate_raw
+    from churn.training.pipeline import CLASSIFIERS, build_pipeline
+
+    typed = validate_raw(raw_frame, params.dataset)
+    X = pd.concat([clean_features(typed, params.dataset)[params.dataset.feature_columns]] * 8, ignore_index=True)
+    y = pd.concat([encode_labels(typed, params.dataset)[params.dataset.label_column]] * 8, ignore_index=True)
+    # params.yaml's hyperparameters with fewer trees: the count changes no type, only time.
+    few = {"n_estimators": 3, "max_iter": 3}
+    hyper = {
+        family: {**values, **{k: v for k, v in few.items() if k in values and family != "logistic_regression"}}
+        for family, values in params.train.hyperparameters.items()
+    }
+    hyper["hist_gradient_boosting+early_stopping"] = {**hyper["hist_gradient_boosting"], "early_stopping": True}
+    variants = {}
+    for name in [*CLASSIFIERS, "hist_gradient_boosting+early_stopping"]:
+        family = name.split("+")[0]
+        variants[name] = params.train.model_copy(
+            update={"family": family, "hyperparameters": {family: hyper.get(name, hyper.get(family, {}))}}
+        )
+    return {name: build_pipeline(params.dataset, train).fit(X, y) for name, train in variants.items()}
+
+
+def test_allow_list_is_exactly_what_the_four_model_families_produce(params, raw_frame):
+    from churn.core.model_file import ALLOWED_LOADERS, ALLOWED_TYPES, archive_types
+
+    produced: set[str] = set()
+    for name, model in _family_models(params, raw_frame).items():
+        data = model_to_bytes(model)
+        types, loaders = archive_types(data)
+        assert types <= ALLOWED_TYPES, f"{name} produces types outside the allow-list: {types - ALLOWED_TYPES}"
+        assert loaders <= ALLOWED_LOADERS, f"{name} uses node kinds outside the allow-list: {loaders - ALLOWED_LOADERS}"
+        assert load_model(data) is not None
+        produced |= types
+    # No stale or speculative entry: every allowed type is one some family needs.
+    assert ALLOWED_TYPES == produced, f"allowed but never produced: {sorted(ALLOWED_TYPES - produced)}"
+    assert not any(name.endswith(".") or name.count(".") < 1 for name in ALLOWED_TYPES)
+
+
+def _crafted_archive(code: str) -> bytes:
+    """A skops archive whose root calls numpy.testing._private.utils.runstring(code, {}) at
+    load: the attack the prefix check let through."""
+
+    def json_node(value: str) -> dict:
+        return {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode",
+                "content": json.dumps(value), "is_json": True, "__id__": 2}
+
+    schema = {
+        "__class__": "runstring",
+        "__module__": "numpy.testing._private.utils",
+        "__loader__": "ConstructorFromReduceNode",
+        "content": {
+            "__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
+            "content": [
+                json_node(code),
+                {"__class__": "dict", "__module__": "builtins", "__loader__": "DictNode", "content": {},
+                 "key_types": {"__class__": "list", "__module__": "builtins", "__loader__": "ListNode",
+                               "content": [], "__id__": 4}, "__id__": 3},
+            ],
+            "__id__": 5,
+        },
+        "__id__": 1,
+        # The format this skops writes, so the archive is loadable when trusted.
+        "protocol": _schema(sio.dumps(0))["protocol"],
+        "_skops_version": _schema(sio.dumps(0))["_skops_version"],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("schema.json", json.dumps(schema))
+    return buffer.getvalue()
+
+
+def test_crafted_code_running_archive_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    data = _crafted_archive(f"open({str(marker)!r}, 'w').write('ran')")
+    # The archive is a real attack: trusting what skops reports runs the code...
+    sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    assert marker.read_text() == "ran"
+    marker.unlink()
+    # ...and load_model refuses it by name, before anything runs.
+    path = tmp_path / "model.skops"
+    path.write_bytes(data)
+    for source in (data, path):
+        with pytest.raises(ChurnError, match=r"numpy\.testing\._private\.utils\.runstring") as info:
+            load_model(source)
+        assert "ConstructorFromReduceNode node" in str(info.value)
+        assert not marker.exists()
