@@ -86,6 +86,16 @@ class NumericColumn(_Strict):
     integer: bool = False
     blank_as_missing: bool = False
     fill_missing: float | None = None
+    # Blanks may be filled only in rows where each named column holds one of the listed
+    # values (e.g. TotalCharges blank only when tenure is 0: "not billed yet"); a blank
+    # elsewhere breaks the contract instead of being filled silently.
+    fill_missing_when: dict[str, list[str | float]] | None = None
+
+    @model_validator(mode="after")
+    def _fill_condition_needs_a_fill(self) -> "NumericColumn":
+        if self.fill_missing_when is not None and self.fill_missing is None:
+            raise ValueError("fill_missing_when restricts fill_missing: set fill_missing too")
+        return self
 
 
 class Dataset(_Strict):
@@ -99,6 +109,17 @@ class Dataset(_Strict):
     numeric: dict[str, NumericColumn]
     categorical: dict[str, list[str]]
     structural_levels: dict[str, str] = {}
+    # Upper bound of every numeric column without its own `max`: a value such as 1e308 is
+    # finite but no customer's, and overflows sums and scalers downstream.
+    default_max: float = Field(1e9, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _fill_conditions_name_columns(self) -> "Dataset":
+        for name, spec in self.numeric.items():
+            for column in spec.fill_missing_when or {}:
+                if column not in self.numeric and column not in self.categorical:
+                    raise ValueError(f"numeric.{name}.fill_missing_when names {column!r}, not a feature column")
+        return self
 
     @model_validator(mode="before")
     @classmethod

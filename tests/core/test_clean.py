@@ -93,3 +93,13 @@ def test_labels_encoded_one_for_positive(typed, dataset, raw_frame):
     assert labels[dataset.label_column].tolist() == expected
     assert set(expected) == {0, 1}  # the fixture has both labels
     assert labels[dataset.id_column].tolist() == raw_frame[dataset.id_column].tolist()
+
+
+def test_filled_values_are_counted_per_column(raw_frame, dataset, special_ids):
+    from churn.prep.clean import filled_counts
+
+    typed = validate_raw(raw_frame, dataset)
+    # The fixture has one blank TotalCharges, at tenure 0.
+    assert filled_counts(typed, dataset) == {"TotalCharges": 1}
+    raw_frame.loc[raw_frame["customerID"] == special_ids["tenure_zero"], "TotalCharges"] = "0"
+    assert filled_counts(validate_raw(raw_frame, dataset), dataset) == {"TotalCharges": 0}

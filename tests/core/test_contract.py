@@ -52,10 +52,23 @@ def test_blank_total_charges_is_allowed_and_becomes_missing(raw_frame, dataset, 
     assert typed["TotalCharges"].isna().sum() == 1
 
 
-def test_empty_total_charges_cell_is_allowed(raw_frame, dataset):
+def test_empty_total_charges_cell_is_allowed_at_tenure_zero(raw_frame, dataset):
     raw_frame.loc[3, "TotalCharges"] = np.nan  # what read_csv gives for an empty cell
+    raw_frame.loc[3, "tenure"] = "0"
     typed = validate_raw(raw_frame, dataset)
     assert np.isnan(typed.loc[3, "TotalCharges"])
+
+
+def test_blank_total_charges_after_billing_started_is_not_filled_silently(raw_frame, dataset):
+    # fill_missing_when: {tenure: [0]} in params.yaml: blank means "not billed yet" only.
+    raw_frame.loc[3, "TotalCharges"] = " "
+    failure = _only(raw_frame, dataset)
+    assert (failure.column, failure.failing_rows) == ("TotalCharges", 1)
+    assert failure.check == "missing values (filled only when tenure is 0)"
+    # Without the restriction the same blank is filled, as before.
+    spec = dataset.numeric["TotalCharges"].model_copy(update={"fill_missing_when": None})
+    unrestricted = dataset.model_copy(update={"numeric": {**dataset.numeric, "TotalCharges": spec}})
+    assert np.isnan(validate_raw(raw_frame, unrestricted).loc[3, "TotalCharges"])
 
 
 def test_blank_tenure_is_not_allowed(raw_frame, dataset):
@@ -378,3 +391,64 @@ def test_table_problems_of_scoring_input_come_table_first(raw_frame, dataset):
         FailedCheck("Contract", "column is missing", 0, ()),
     ]
     assert "  - Contract: column is missing\n" in str(info.value)
+
+# ------------------------------------------- absurd numbers, delimiters (issue 9)
+
+
+@pytest.mark.parametrize("column", ["MonthlyCharges", "TotalCharges", "tenure"])
+def test_absurdly_large_but_finite_numbers_break_the_default_upper_bound(raw_frame, dataset, column):
+    raw_frame.loc[4, column] = "1e308"
+    failure = _only(raw_frame, dataset)
+    assert failure.column == column
+    # tenure has its own max (1000); the others get dataset.default_max.
+    bound = dataset.numeric[column].max or dataset.default_max
+    assert failure.check == f"above the maximum {bound}"
+    assert _examples(failure) == ["1e+308"]
+
+
+def test_the_default_upper_bound_is_configurable(raw_frame, dataset):
+    raw_frame.loc[4, "MonthlyCharges"] = "5000"
+    validate_raw(raw_frame, dataset)  # well below the default bound
+    strict = dataset.model_copy(update={"default_max": 1000.0})
+    failures = {f.column: f for f in _failures(raw_frame, strict)}
+    assert failures["MonthlyCharges"].check == "above the maximum 1000.0"
+    assert failures["MonthlyCharges"].failing_rows == 1
+    assert failures["TotalCharges"].check == "above the maximum 1000.0"  # no own max either
+    assert "tenure" not in failures  # its own max (1000) applies
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "NaN", "Infinity"])
+def test_non_finite_numbers_are_contract_failures(raw_frame, dataset, text):
+    raw_frame.loc[4, "MonthlyCharges"] = text
+    failure = _only(raw_frame, dataset)
+    assert (failure.column, failure.check, _examples(failure)) == ("MonthlyCharges", "not a finite number", [text])
+
+
+def test_non_finite_scoring_rows_are_rejected_with_their_reason(raw_frame, dataset):
+    from churn.prep.contract import validate_rows
+
+    raw_frame.loc[4, "TotalCharges"] = "inf"
+    raw_frame.loc[5, "MonthlyCharges"] = "1e308"
+    valid, rejected = validate_rows(raw_frame, dataset)
+    assert len(valid) == len(raw_frame) - 2
+    reasons = dict(zip(rejected["customerID"], rejected["rejection_reasons"]))
+    assert reasons[raw_frame.loc[4, "customerID"]] == "TotalCharges: not a finite number 'inf'"
+    assert reasons[raw_frame.loc[5, "customerID"]].startswith("MonthlyCharges: above the maximum")
+
+
+@pytest.mark.parametrize("delimiter, name", [(";", "semicolon"), ("\t", "tab"), ("|", "pipe")])
+def test_a_file_with_the_wrong_delimiter_says_so(tmp_path, raw_csv_text, delimiter, name):
+    path = tmp_path / "raw.csv"
+    path.write_text(raw_csv_text.replace(",", delimiter))
+    with pytest.raises(ChurnError, match=f"is {name}-separated") as info:
+        read_raw_csv(path)
+    assert "missing" not in str(info.value)
+    assert "comma-separated" in str(info.value)
+
+
+def test_contract_errors_say_what_is_true_about_previous_outputs(raw_frame, dataset):
+    raw_frame.loc[4, "MonthlyCharges"] = "abc"
+    with pytest.raises(ContractError) as info:
+        validate_raw(raw_frame, dataset)
+    assert "untouched" not in str(info.value)
+    assert "dvc checkout" in str(info.value)

@@ -28,6 +28,16 @@ def clean_features(typed: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def filled_counts(typed: pd.DataFrame, dataset: Dataset) -> dict[str, int]:
+    """How many blank values `clean_features` fills, per column with a `fill_missing`
+    (for the prep report: a fill is a decision about data, so it is counted, not silent)."""
+    return {
+        column: int(typed[column].isna().sum())
+        for column, spec in dataset.numeric.items()
+        if spec.fill_missing is not None and column in typed.columns
+    }
+
+
 def encode_labels(typed: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     """Keys plus the label as 0/1 (1 = the configured positive label)."""
     labels = typed[dataset.key_columns].copy()

@@ -43,7 +43,8 @@ class ContractError(ChurnError):
         lines += [f"  - {failure.describe()}" for failure in failures]
         lines.append(
             "Fix the file (or the `dataset` section of params.yaml if the contract is wrong) "
-            "and rerun; the previous outputs are untouched."
+            "and rerun. Nothing was written (under `dvc repro`, DVC removed this stage's outputs "
+            "before it ran: `dvc checkout` restores the ones dvc.lock records)."
         )
         super().__init__("\n".join(lines))
 
@@ -59,11 +60,30 @@ def read_raw_csv(path: str | Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise ChurnError(f"raw data {path} is empty (0 bytes): restore it with `dvc checkout {path}`.")
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         raise ChurnError(f"raw data {path} has no header and no rows: restore it with `dvc checkout {path}`.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ChurnError(f"raw data {path} is not a readable CSV: {exc}") from None
+    check_delimiter(frame, str(path))
+    return frame
+
+
+OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def check_delimiter(frame: pd.DataFrame, source: str) -> None:
+    """A file read as one column whose header holds another separator was written with
+    that separator: say so, instead of listing every column as missing."""
+    if len(frame.columns) != 1:
+        return
+    header = str(frame.columns[0])
+    for delimiter, name in OTHER_DELIMITERS.items():
+        if header.count(delimiter) >= 1:
+            raise ChurnError(
+                f"{source} is {name}-separated ({delimiter!r} in its header {header[:60]!r}...), "
+                "not comma-separated: save it as a comma-separated CSV."
+            )
 
 
 def normalise(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
@@ -105,8 +125,7 @@ def raw_schema(dataset: Dataset, label_required: bool = True) -> pa.DataFrameSch
         checks = []
         if spec.min is not None:
             checks.append(pa.Check.ge(spec.min))
-        if spec.max is not None:
-            checks.append(pa.Check.le(spec.max))
+        checks.append(pa.Check.le(spec.max if spec.max is not None else dataset.default_max))
         if spec.integer:
             checks.append(
                 pa.Check(lambda s: s.isna() | (s == np.floor(s)), element_wise=False, name="is_integer")
@@ -122,26 +141,72 @@ def raw_schema(dataset: Dataset, label_required: bool = True) -> pa.DataFrameSch
     )
 
 
-def parse_numbers(frame: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, list[FailedCheck], set]:
-    """Turn numeric columns into floats; text that is not a number is a type failure.
+NOT_A_NUMBER = "wrong type (not a number)"
+NOT_FINITE = "not a finite number"
+
+
+def parse_numbers(
+    frame: pd.DataFrame, dataset: Dataset
+) -> tuple[pd.DataFrame, list[FailedCheck], dict[tuple[str, int], str]]:
+    """Turn numeric columns into floats; text that is not a finite number is a failure.
 
     Done before pandera so that one bad cell is reported once, as a wrong type, instead of
     also failing every range check that pandera would then run on the unparsed column.
+    Blanks that `fill_missing_when` does not allow are failures too. Returns the frame,
+    the failed checks and {(column, row index): check} of every failing cell.
     """
     out = frame.copy()
-    failures, bad_cells = [], set()
+    failures: list[FailedCheck] = []
+    bad_cells: dict[tuple[str, int], str] = {}
+
+    def fail(column: str, check: str, bad: pd.Series) -> None:
+        if bad.any():
+            values = tuple(dict.fromkeys(frame.loc[bad, column].map(repr)))[:EXAMPLES_PER_CHECK]
+            failures.append(FailedCheck(column, check, int(bad.sum()), values))
+            bad_cells.update({(column, index): check for index in out.index[bad]})
+
     for column in dataset.numeric:
         if column not in out.columns:
             continue
         parsed = pd.to_numeric(out[column], errors="coerce")
-        # inf parses as a number but no model can use it: a type failure too.
-        bad = out[column].notna() & ~np.isfinite(parsed)
-        if bad.any():
-            values = tuple(dict.fromkeys(out.loc[bad, column].map(repr)))[:EXAMPLES_PER_CHECK]
-            failures.append(FailedCheck(column, "wrong type (not a number)", int(bad.sum()), values))
-            bad_cells.update((column, index) for index in out.index[bad])
+        given = out[column].notna()
+        # inf, -inf and "nan" parse as numbers but no model can use them.
+        fail(column, NOT_A_NUMBER, given & parsed.isna() & ~_is_nan_text(out[column]))
+        fail(column, NOT_FINITE, given & (np.isinf(parsed) | (parsed.isna() & _is_nan_text(out[column]))))
         out[column] = parsed.astype(float)
+    for column, spec in dataset.numeric.items():
+        if column in out.columns and spec.fill_missing_when:
+            blank = out[column].isna() & frame[column].isna()
+            fail(column, f"missing values (filled only when {_condition_text(spec.fill_missing_when)})",
+                 blank & ~fill_allowed(out, spec.fill_missing_when))
     return out, failures, bad_cells
+
+
+def _is_nan_text(values: pd.Series) -> pd.Series:
+    return values.astype(str).str.strip().str.lower().isin({"nan", "+nan", "-nan"}) & values.notna()
+
+
+def _condition_text(condition: dict[str, list]) -> str:
+    def text(value) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return " and ".join(f"{column} is {' or '.join(map(text, values))}" for column, values in condition.items())
+
+
+def fill_allowed(typed: pd.DataFrame, condition: dict[str, list]) -> pd.Series:
+    """Rows where every named column holds one of its listed values (numbers compared as
+    numbers, so tenure 0 matches "0" and 0.0)."""
+    allowed = pd.Series(True, index=typed.index)
+    for column, values in condition.items():
+        if column not in typed.columns:
+            return pd.Series(False, index=typed.index)
+        observed = typed[column]
+        if pd.api.types.is_numeric_dtype(observed):
+            numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").dropna()
+            allowed &= observed.isin(numbers.astype(float).tolist())
+        else:
+            allowed &= observed.astype(str).isin([str(v) for v in values])
+    return allowed
 
 
 def validate_raw(raw: pd.DataFrame, dataset: Dataset, source: str = "raw data") -> pd.DataFrame:
@@ -208,7 +273,7 @@ def validate_rows(raw: pd.DataFrame, dataset: Dataset, source: str = "input") ->
     prepared, type_failures, bad_cells = parse_numbers(normalise(raw, dataset), dataset)
     reasons: dict[int, list[str]] = {}
     for column, index in sorted(bad_cells):  # each row's reasons in column order
-        reasons.setdefault(index, []).append(f"{column}: wrong type (not a number) {raw.at[index, column]!r}")
+        reasons.setdefault(index, []).append(f"{column}: {bad_cells[column, index]} {raw.at[index, column]!r}")
     try:
         raw_schema(dataset, label_required=False).validate(prepared, lazy=True)
     except pa.errors.SchemaErrors as exc:

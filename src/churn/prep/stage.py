@@ -11,7 +11,7 @@ from churn.features.store import (
     write_feature_table,
 )
 from churn.io import write_json, write_parquet
-from churn.core.clean import clean_features, encode_labels
+from churn.core.clean import clean_features, encode_labels, filled_counts
 from churn.core.contract import read_raw_csv, validate_raw
 from churn.prep.identifiers import reject_identifier_features
 from churn.prep.split import split_dataset
@@ -53,6 +53,7 @@ def run(params: Params) -> dict:
     sets = split_dataset(training_set.df, dataset.label_column, params.prep.split)
     report = {
         "raw_rows": len(typed),
+        "filled_missing": filled_counts(typed, dataset),
         "feature_rows": len(features),
         "label_rows": len(labels),
         "training_rows": len(training_set.df),
