@@ -32,6 +32,47 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+class OutputSet:
+    """Outputs written to temporary siblings, moved into place together (see `output_set`)."""
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path]] = []
+
+    def path(self, target: str | Path) -> Path:
+        """Where to write `target` for now: a temporary file beside it, on the same device."""
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".staged", dir=target.parent)
+        os.close(fd)
+        self._staged.append((Path(tmp), target))
+        return Path(tmp)
+
+    def _commit(self) -> None:
+        # Renames within a directory need no space, so once every file is written the
+        # set lands whole.
+        for tmp, target in self._staged:
+            os.replace(tmp, target)
+
+    def _discard(self) -> None:
+        for tmp, _ in self._staged:
+            tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def output_set() -> Iterator[OutputSet]:
+    """Write several outputs as one: every target is replaced only if all were written.
+
+    A failure (a full disk, a bad value) leaves every target as it was and no temporary
+    file behind.
+    """
+    staged = OutputSet()
+    try:
+        yield staged
+        staged._commit()
+    finally:
+        staged._discard()
+
+
 def write_bytes(target: str | Path, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from churn import progress
 from churn.config import Params
+from churn.errors import ChurnError
 from churn.features.store import (
     FeatureLookup,
     build_feature_table,
     create_training_set,
     write_feature_table,
 )
-from churn.io import write_json, write_parquet
+from churn.io import output_set, write_json, write_parquet
 from churn.core.clean import clean_features, encode_labels, filled_counts
 from churn.core.contract import read_raw_csv, validate_raw
 from churn.prep.identifiers import reject_identifier_features
@@ -60,11 +61,20 @@ def run(params: Params) -> dict:
         "positive_rate": round(float(training_set.df[dataset.label_column].mean()), 6),
         "split_rows": {name: len(frame) for name, frame in sets.items()},
     }
-    write_feature_table(table, paths.feature_table, paths.feature_metadata)
-    write_parquet(paths.label_table, labels)
-    write_parquet(paths.train_set, sets["train"])
-    write_parquet(paths.validation_set, sets["validation"])
-    write_parquet(paths.test_set, sets["test"])
-    write_json(paths.prep_report, report)
+    # All seven outputs or none: a full disk half-way leaves no mix of new and old files.
+    try:
+        with output_set() as out:
+            write_feature_table(table, out.path(paths.feature_table), out.path(paths.feature_metadata))
+            write_parquet(out.path(paths.label_table), labels)
+            write_parquet(out.path(paths.train_set), sets["train"])
+            write_parquet(out.path(paths.validation_set), sets["validation"])
+            write_parquet(out.path(paths.test_set), sets["test"])
+            write_json(out.path(paths.prep_report), report)
+    except OSError as exc:
+        raise ChurnError(
+            f"prep could not write its outputs ({exc}); none of them was replaced. Free space or "
+            "fix permissions and rerun. Under `dvc repro`, DVC removed them before prep ran: "
+            "`dvc checkout` restores the ones dvc.lock records."
+        ) from None
     progress.did(f"{len(typed):,} raw rows -> " + ", ".join(f"{n} {len(f):,}" for n, f in sets.items()))
     return report
