@@ -396,3 +396,30 @@ def test_predict_reports_rows_scored_of_total_and_rate(store, batch_csv, monkeyp
     err = capsys.readouterr().err
     assert re.search(r"^churn: reading .*customers\.csv: 300 rows in \d+\.\d s$", err, re.M), err
     assert re.search(r"^churn: scoring: 300 of 300 rows in \d+\.\d s \([\d,]+ rows/s\)$", err, re.M), err
+
+# --- scores and the inference log stay consistent (issue 9) -------------------------------------
+
+def test_a_failed_log_append_leaves_no_scores_and_says_so(store, batch_csv, tmp_path):
+    (tmp_path / "log").write_text("a file where the log directory should be")  # append fails for real
+    with pytest.raises(ChurnError) as info:
+        run(store, batch_csv)
+    message = str(info.value)
+    assert "inference log" in message and "not written to scored.parquet" in message
+    assert "nothing was logged" in message
+    assert not (tmp_path / "scored.parquet").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_failed_log_append_keeps_earlier_scores_as_they_were(store, batch_csv, tmp_path, monkeypatch):
+    run(store, batch_csv)
+    before = (tmp_path / "scored.parquet").read_bytes()
+    logged_before = len(read_log(tmp_path / "log"))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch.inference_log, "append", full_disk)
+    with pytest.raises(ChurnError, match="No space left on device"):
+        run(store, batch_csv, now=NOW + pd.Timedelta(days=1))
+    assert (tmp_path / "scored.parquet").read_bytes() == before
+    assert len(read_log(tmp_path / "log")) == logged_before

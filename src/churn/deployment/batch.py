@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -22,7 +23,7 @@ from churn.deployment import inference_log
 from churn.servable.pyfunc import ChurnModel
 from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
-from churn.io import write_csv, write_parquet
+from churn.io import output_set, write_csv, write_parquet
 from churn.timestamps import aware_utc, refuse_future
 
 DEFAULT_ALIAS = "champion"
@@ -139,6 +140,48 @@ def rejected_path_for(output: str | Path) -> Path:
     return output.with_name(output.stem + REJECTED_SUFFIX)
 
 
+def write_scores_then_log(
+    output_path: Path,
+    output: pd.DataFrame,
+    rejected: pd.DataFrame,
+    append_to_log: Callable[[], Path | None],
+    log_root: Path,
+) -> Path | None:
+    """Scores and the inference log stay consistent: the scores (and rejected rows) are
+    written to temporary files, the batch is appended to the log, and only then are the
+    files moved into place. If the append fails, no score file appears (an earlier one at
+    the same path is left as it was) and the error says so."""
+    rejected_file = rejected_path_for(output_path)
+    log_file: Path | None = None
+    logged = False
+    try:
+        with output_set() as out:
+            write_parquet(out.path(output_path), output)
+            if len(rejected):
+                write_csv(out.path(rejected_file), rejected)
+            try:
+                log_file = append_to_log()
+                logged = True
+            except (OSError, ChurnError) as exc:
+                fix = (
+                    "fix the object store's address, credentials or bucket"
+                    if is_url(log_root)
+                    else "fix the log directory's permissions or space"
+                )
+                raise ChurnError(
+                    f"appending the scores to the inference log {log_root} failed ({exc}), so they were "
+                    f"not written to {output_path} either (nothing was logged, no score file was "
+                    f"changed): {fix} and rerun"
+                ) from None
+    except OSError as exc:
+        done = f"the batch was logged to {log_file}, but" if logged else "nothing was logged, and"
+        raise ChurnError(f"cannot write the scores to {output_path} ({exc}): {done} no score file was changed") from None
+    if not len(rejected):
+        # A rejected file from an earlier run of the same output would describe other data.
+        rejected_file.unlink(missing_ok=True)
+    return log_file
+
+
 def predict(
     params: Params,
     input_path: str | Path,
@@ -197,34 +240,21 @@ def predict(
     if dataset.label_column in scored.columns:
         label = scored[dataset.label_column].reset_index(drop=True)
         output[dataset.label_column] = label.astype(object).where(label.notna(), None).astype("string")
-    write_parquet(output_path, output)
-
-    rejected_file = rejected_path_for(output_path)
-    if len(rejected):
-        write_csv(rejected_file, rejected)
-    else:
-        # A rejected file from an earlier run of the same output would describe other data.
-        rejected_file.unlink(missing_ok=True)
-
-    try:
-        log_file = inference_log.append(
+    log_file = write_scores_then_log(
+        output_path,
+        output,
+        rejected,
+        lambda: inference_log.append(
             log_root,
             scored,
             dataset=dataset,
             model_version=model_version,
             model_uri=model_uri,
             scored_at=scored_at,
-        )
-    except (OSError, ChurnError) as exc:
-        fix = (
-            "fix the object store's address, credentials or bucket"
-            if is_url(log_root)
-            else "fix the log directory's permissions or space"
-        )
-        raise ChurnError(
-            f"scores were written to {output_path}, but appending them to the inference log "
-            f"{log_root} failed ({exc}): {fix}; nothing was added to the log"
-        ) from None
+        ),
+        log_root,
+    )
+    rejected_file = rejected_path_for(output_path)
     return PredictResult(
         output=output_path,
         scored_rows=len(scored),
