@@ -103,6 +103,8 @@ def _challenge(args, params) -> int:
     print(f"challenge: {result['verdict']}{where}")
     if result["note"]:
         print(f"  {result['note']}")
+    if result.get("repaired"):
+        print(f"  repaired: {result['repaired']}")
     for row in result["comparison"]:
         mark = "ok" if row["passed"] else "FAIL"
         print(f"  {row['metric']:<10} candidate {row['candidate']:.4f}  champion {row['champion']:.4f}  "
@@ -148,6 +150,13 @@ def _which(args, params) -> int:
         print(f"model {result['model_md5']} is not in the registry {params.registry.model_name}")
         return 1
     aliases = ", ".join(f"@{a}" for a in result["aliases"]) or "no alias"
+    if result.get("state", "gated") != "gated":
+        print(
+            f"model {result['model_md5']} is {params.registry.model_name} v{result['version']} ({aliases}; "
+            f"{result['state']}: created without a gate record by an interrupted `churn challenge`; "
+            "rerun `churn challenge` to complete it)"
+        )
+        return 1
     print(f"model {result['model_md5']} is {params.registry.model_name} v{result['version']} ({aliases}; gate {result['verdict']})")
     return 0
 

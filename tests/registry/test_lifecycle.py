@@ -6,6 +6,7 @@ tests hold in any order and on any worker.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow.exceptions import MlflowException
 
+from churn import cli
 from churn.errors import ChurnError
 from churn.registry import versions
 from churn.registry import model_card
@@ -231,3 +234,118 @@ def test_two_promotions_racing_leave_one_champion_and_a_consistent_record(worksp
     holders = [v for v in workspace.client().search_model_versions(f"name = '{NAME}'")
                if versions.CHAMPION in workspace.version(v.version).aliases]
     assert len(holders) == 1
+    other = ({"1", "2"} - {str(champion.version)}).pop()
+    # Whoever won last must record the other as its predecessor; the first had none.
+    assert champion.tags[TAG_PREVIOUS] == other
+    assert client.get_model_version(NAME, other).tags[TAG_PREVIOUS] == ""
+    assert sorted(outputs) == ["1", "2"]
+
+
+# ---------------------------------------------------- nothing half-registered (issue 9)
+# A challenge that dies between creating a version and recording its gate is completed by
+# the next one, and `which` says what state the version is in. Own registered model names,
+# so the state left by the tests above does not matter.
+
+REPAIR_NAME = "churn-repair-test"  # its own registered model: no champion from other tests
+
+
+class ServerDiesAfterCreate:
+    """An MlflowClient whose server goes away right after a version was created: every
+    write to a version fails, as when the tracking server is killed mid-command."""
+
+    def __init__(self, real):
+        self._real = real
+        self.failed_writes = 0
+
+    def __getattr__(self, name):
+        attribute = getattr(self._real, name)
+        if name in ("set_model_version_tag", "update_model_version", "set_registered_model_alias"):
+            def dead(*args, **kwargs):
+                self.failed_writes += 1
+                raise MlflowException("API request failed: Max retries exceeded (connection refused)")
+            return dead
+        return attribute
+
+
+@pytest.fixture(scope="module")
+def repair_params(workspace):
+    params = workspace.params.model_copy(
+        update={"registry": workspace.params.registry.model_copy(update={"model_name": REPAIR_NAME})}
+    )
+    workspace.train(params)
+    return params
+
+
+def test_an_interrupted_challenge_is_completed_by_the_next(repair_params, monkeypatch, capsys):
+    real_client = versions.client
+    faulty: list[ServerDiesAfterCreate] = []
+
+    def faulty_client(params):
+        faulty.append(ServerDiesAfterCreate(real_client(params)))
+        return faulty[-1]
+
+    monkeypatch.setattr(versions, "client", faulty_client)
+    with pytest.raises(MlflowException):
+        challenge(repair_params)
+    assert faulty[-1].failed_writes == 1  # died on the first write after the create
+    monkeypatch.setattr(versions, "client", real_client)
+
+    # The version exists with its lineage but no gate record: `which` says so, and
+    # promote refuses with the way out.
+    client = versions.client(repair_params)
+    [half] = client.search_model_versions(f"name = '{REPAIR_NAME}'")
+    assert versions.TAG_VERDICT not in half.tags and "dvc.model_md5" in half.tags
+    answer = which(repair_params)
+    assert (answer["version"], answer["state"]) == (str(half.version), "incomplete")
+    assert cli._which(argparse.Namespace(), repair_params) == 1
+    assert "incomplete: created without a gate record" in capsys.readouterr().out
+    with pytest.raises(Exception, match="rerun `churn challenge`"):
+        promote(repair_params)
+
+    # The next challenge completes that same version instead of stranding it.
+    result = challenge(repair_params)
+    assert result["verdict"] == "passed", result
+    assert result["version"] == str(half.version)
+    assert "completed" in result["repaired"]
+    [done] = client.search_model_versions(f"name = '{REPAIR_NAME}'")
+    assert done.tags[versions.TAG_VERDICT] == "passed"
+    assert versions.CHALLENGER in client.get_model_version(REPAIR_NAME, str(done.version)).aliases
+    assert which(repair_params)["state"] == "gated"
+    assert promote(repair_params)["changed"] is True
+
+
+def test_a_version_whose_registration_failed_is_marked_invalid_and_replaced(repair_params, monkeypatch):
+    params = repair_params.model_copy(
+        update={"registry": repair_params.registry.model_copy(update={"model_name": REPAIR_NAME + "-failed"})}
+    )
+    real_client = versions.client
+    monkeypatch.setattr(versions, "client", lambda p: ServerDiesAfterCreate(real_client(p)))
+    with pytest.raises(MlflowException):
+        challenge(params)
+    monkeypatch.setattr(versions, "client", real_client)
+    client = versions.client(params)
+    [first] = client.search_model_versions(f"name = '{REPAIR_NAME}-failed'")
+
+    class FailedRegistration:
+        """The version as a store reports it when it could not finish creating it."""
+
+        def __init__(self, version):
+            self._version = version
+
+        def __getattr__(self, name):
+            return "FAILED_REGISTRATION" if name == "status" else getattr(self._version, name)
+
+    real_find = versions.find_version
+
+    def find(mlflow_client, p, md5):
+        found = real_find(mlflow_client, p, md5)
+        return FailedRegistration(found) if found is not None and found.version == first.version else found
+
+    monkeypatch.setattr(versions, "find_version", find)
+    assert versions.state(FailedRegistration(first)) == "incomplete (registration FAILED_REGISTRATION)"
+    result = challenge(params)
+    assert "marked invalid" in result["repaired"]
+    assert result["verdict"] == "passed" and result["version"] != str(first.version)
+    assert client.get_model_version(REPAIR_NAME + "-failed", str(first.version)).tags[versions.TAG_INVALID] == "true"
+    monkeypatch.setattr(versions, "find_version", real_find)
+    assert str(versions.find_version(client, params, first.tags["dvc.model_md5"]).version) == result["version"]

@@ -43,12 +43,25 @@ def challenge(params: Params) -> dict:
         "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": None,
         "model_card": None,
+        "repaired": None,
     }
     with registry_lock(tracking.tracking_uri(params)):
         version = versions.find_version(mlflow_client, params, model.model_md5)
+        name = params.registry.model_name
+        if version is not None and versions.state(version).startswith("incomplete ("):
+            # MLflow never finished creating it: it can hold no usable artifacts.
+            versions.mark_invalid(mlflow_client, name, version, f"registration ended as {version.status}")
+            result["repaired"] = f"v{version.version} was marked invalid ({version.status}); registered afresh"
+            version = None
         if version is None and passed:
             version = versions.register(params, model, mlflow_client)
             _record_acceptance(params, mlflow_client, version, result)
+            result["model_card"] = model_card.attach(params, mlflow_client, version)
+        elif version is not None and versions.state(version) == "incomplete":
+            # Created with its lineage, but an earlier challenge died before recording the
+            # gate: this run's verdict becomes its record (a rejection blocks promotion).
+            _record_acceptance(params, mlflow_client, version, result)
+            result["repaired"] = f"v{version.version} was left without a gate record by an interrupted challenge: completed"
             result["model_card"] = model_card.attach(params, mlflow_client, version)
         elif version is not None:
             # An existing version keeps the record of the gate that accepted it; later
@@ -65,7 +78,6 @@ def challenge(params: Params) -> dict:
 def _record_acceptance(params: Params, mlflow_client, version, result: dict) -> None:
     name = params.registry.model_name
     tags = {
-        versions.TAG_VERDICT: result["verdict"],
         versions.TAG_REASONS: versions.tag_text(result["reasons"]),
         versions.TAG_COMPARISON: versions.tag_text(result["comparison"]),
         versions.TAG_CHAMPION_AT_GATE: str(result["champion_version"] or "none"),
@@ -81,6 +93,8 @@ def _record_acceptance(params: Params, mlflow_client, version, result: dict) -> 
     if table:
         description += ["", f"Compared with champion v{result['champion_version']}:", "", table]
     mlflow_client.update_model_version(name, str(version.version), description="\n".join(description))
+    # The verdict is written last: a version that has one has its whole gate record.
+    mlflow_client.set_model_version_tag(name, str(version.version), versions.TAG_VERDICT, result["verdict"])
 
 
 def _record_recheck(params: Params, mlflow_client, version, result: dict) -> None:

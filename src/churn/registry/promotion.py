@@ -66,7 +66,10 @@ def gate_refusal(
     """
     verdict, last_check = tags.get(versions.TAG_VERDICT), tags.get(versions.TAG_LAST_CHECK)
     if verdict is None:
-        return "it has no gate record (it was not registered by `churn challenge`): run `churn challenge`"
+        return (
+            "it has no gate record (a `churn challenge` died before writing it, or another tool "
+            "registered it): rerun `churn challenge`, which completes it"
+        )
     if verdict != "passed":
         return f"its gate verdict is {verdict} {tags.get(versions.TAG_REASONS, '')}".rstrip()
     if last_check is not None and last_check != "passed":
@@ -197,4 +200,5 @@ def which(params: Params) -> dict:
         "version": str(version.version),
         "aliases": sorted(version.aliases),
         "verdict": version.tags.get(versions.TAG_VERDICT),
+        "state": versions.state(version),
     }

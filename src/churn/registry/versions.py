@@ -28,6 +28,9 @@ TAG_GATE_PARAMS = "gate.params_md5"
 TAG_LAST_CHECK_PARAMS = "gate.last_check.params_md5"
 TAG_LAST_CHECK_COMPARED_WITH = "gate.last_check.compared_with"
 TAG_ROLLBACK_BLOCKED = "rollback.blocked"
+# A version whose registration never completed (MLflow status other than READY): never
+# found, served or promoted again; `churn challenge` registers a fresh one instead.
+TAG_INVALID = "registration.invalid"
 MAX_TAG_CHARS = 5000  # MLflow's limit for a tag value
 
 
@@ -62,8 +65,25 @@ def find_version(mlflow_client, params: Params, model_md5: str):
         )
     except Exception as exc:
         raise ChurnError(f"cannot search the model registry: {exc.__class__.__name__}: {exc}") from None
-    versions = sorted(versions, key=lambda v: int(v.version))
+    versions = sorted(
+        (v for v in versions if (v.tags or {}).get(TAG_INVALID) != "true"), key=lambda v: int(v.version)
+    )
     return versions[0] if versions else None
+
+
+def state(version) -> str:
+    """What a version found by `find_version` is: "gated" (it carries the record of a
+    gate run), or "incomplete" (created, but the command died before the gate record was
+    written; the next `churn challenge` completes it)."""
+    status = str(getattr(version, "status", "READY") or "READY")
+    if status != "READY":
+        return f"incomplete (registration {status})"
+    return "gated" if (version.tags or {}).get(TAG_VERDICT) else "incomplete"
+
+
+def mark_invalid(mlflow_client, name: str, version, reason: str) -> None:
+    mlflow_client.set_model_version_tag(name, str(version.version), TAG_INVALID, "true")
+    mlflow_client.update_model_version(name, str(version.version), description=f"Invalid: {reason}")
 
 
 def alias_version(mlflow_client, name: str, alias: str):
