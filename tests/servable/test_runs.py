@@ -269,3 +269,88 @@ def test_logged_model_runs_only_the_code_its_serving_key_covers(logged, store):
     relative = {path.replace("\\", "/").rsplit("/churn/", 1)[1] for path in loaded}
     assert "servable/pyfunc.py" in relative and "core/contract.py" in relative
     assert relative <= set(SERVABLE_FILES), sorted(relative - set(SERVABLE_FILES))
+
+# ------------------------------------------- orphaned runs and bounded retries (issue 9)
+
+
+def _orphan(client, experiment_id: str, tags: dict[str, str], pid: str) -> str:
+    run = client.create_run(experiment_id, tags={**tags, tracking.TAG_PID: pid})
+    return run.info.run_id
+
+
+def test_runs_left_running_by_a_killed_train_are_marked_failed(logged, store):
+    import subprocess
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    done = client.get_run(logged["run_id"])
+    assert done.data.tags[tracking.TAG_HOST] == socket.gethostname() and done.data.tags[tracking.TAG_PID]
+    # What the next train of the same params and data tags its run with.
+    keys = [tracking.TAG_PARAMS_HASH, tracking.TAG_RAW_MD5, "dvc.train_md5", "dvc.validation_md5", tracking.TAG_HOST]
+    tags = {key: done.data.tags[key] for key in keys}
+    tags[tracking.TAG_MODEL_MD5] = logged["model_md5"]
+    experiment = done.info.experiment_id
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # a process that is gone, like a train killed with kill -9
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        killed = _orphan(client, experiment, tags, str(finished.pid))
+        running = _orphan(client, experiment, tags, str(alive.pid))  # a concurrent train
+        other_data = _orphan(client, experiment, {**tags, "dvc.train_md5": "0" * 32}, str(finished.pid))
+        other_host = _orphan(client, experiment, {**tags, tracking.TAG_HOST: "elsewhere"}, str(finished.pid))
+
+        assert runs.fail_orphaned_runs(logged["params"], tags) == [killed]
+    finally:
+        alive.kill()
+    status = {run_id: client.get_run(run_id).info.status for run_id in (killed, running, other_data, other_host)}
+    assert status == {killed: "FAILED", running: "RUNNING", other_data: "RUNNING", other_host: "RUNNING"}
+    assert "ended without finishing" in client.get_run(killed).data.tags[tracking.TAG_ORPHANED]
+    assert client.get_run(logged["run_id"]).info.status == "FINISHED"
+    assert runs.fail_orphaned_runs(logged["params"], tags) == []  # done once
+
+
+def test_mlflow_http_retries_are_bounded_unless_the_user_set_them(monkeypatch, tmp_path):
+    """A tracking server that answers /health but fails every API call (it is dying): the
+    command gives up after 3 attempts of one call, with the usual message."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[str] = []
+
+    class Dying(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            if self.path.startswith("/health"):
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"OK")
+                return
+            hits.append(self.path)
+            self.send_response(503)
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    for variable in tracking.HTTP_LIMITS:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")  # the user's own value wins
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Dying)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(ChurnError, match="cannot use the MLflow tracking store") as info:
+            tracking.connect(small_params())
+        assert "503" in str(info.value)
+    finally:
+        server.shutdown()
+    import os
+
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "9"
+    assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "0"
+    assert len(hits) == 3, hits  # one API call, tried 1 + 2 times: not MLflow's default 1 + 7

@@ -22,15 +22,42 @@ TAG_PARAMS_HASH = "params_hash"
 TAG_GIT_COMMIT = "git_commit"
 TAG_SERVING_KEY = "serving_key"  # model md5 + contract + threshold: what the servable computes
 TAG_MODEL_URI = "model_uri"  # the logged model's models:/ URI, for registration
+# Who ran a training run, so a later train can tell a run whose process died (kill -9,
+# a lost machine) from one still running.
+TAG_HOST = "churn.host"
+TAG_PID = "churn.pid"
+TAG_ORPHANED = "churn.orphaned"
+# MLflow's own HTTP defaults (7 retries, backoff factor 2, 120 s timeout) take about four
+# minutes to give up on a dead tracking server. These bound a call to at most 3 attempts
+# of 9 s plus about 3 s of backoff, so a command fails within ~30 s with its usual
+# message. A value the user exported wins.
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "9",
+}
+
+
+def bound_http_retries() -> None:
+    for variable, value in HTTP_LIMITS.items():
+        os.environ.setdefault(variable, value)
 
 
 def tracking_uri(params: Params) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
 
 
+def experiment_name(params: Params) -> str:
+    """MLflow's own MLFLOW_EXPERIMENT_NAME overrides tracking.experiment: CI points pull
+    requests at an experiment of their own, so main never registers a run a PR logged."""
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or params.tracking.experiment
+
+
 def connect(params: Params):
     """Point mlflow at the configured store, failing fast with a fix when it is unreachable."""
     uri = tracking_uri(params)
+    bound_http_retries()
     if uri.startswith(("http://", "https://")):
         _check_server(uri)
     # Stage logs stay readable: no progress bars or INFO chatter from MLflow itself.
@@ -40,7 +67,7 @@ def connect(params: Params):
 
     mlflow.set_tracking_uri(uri)
     try:
-        mlflow.set_experiment(params.tracking.experiment)
+        mlflow.set_experiment(experiment_name(params))
     except Exception as exc:  # any backend failure: bad DB file, permissions, server error
         raise ChurnError(
             f"cannot use the MLflow tracking store {uri}: {exc.__class__.__name__}: {exc}. "
@@ -82,7 +109,7 @@ def find_run(params: Params, tag: str, value: str):
     """The newest run of the experiment whose `tag` equals `value`, or None."""
     mlflow = connect(params)
     runs = mlflow.search_runs(
-        experiment_names=[params.tracking.experiment],
+        experiment_names=[experiment_name(params)],
         filter_string=f"tags.`{tag}` = '{value}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,

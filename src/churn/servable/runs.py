@@ -3,6 +3,8 @@ trained elsewhere) logs. Runs are keyed by the DVC md5s and the serving key."""
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -13,12 +15,16 @@ from churn.config import Params
 from churn.core import tracking
 from churn.core.tracking import (
     TAG_GIT_COMMIT,
+    TAG_HOST,
     TAG_MODEL_MD5,
     TAG_MODEL_URI,
+    TAG_ORPHANED,
     TAG_PARAMS_HASH,
+    TAG_PID,
     TAG_RAW_MD5,
     TAG_SERVING_KEY,
     connect,
+    experiment_name,
     git_commit,
     params_hash,
     tracking_uri,
@@ -84,9 +90,12 @@ def log_training_run(
         TAG_GIT_COMMIT: commit,
         "mlflow.source.git.commit": commit,
         **{f"dvc.{d.name}_md5": d.md5 for d in datasets},
+        TAG_HOST: socket.gethostname(),
+        TAG_PID: str(os.getpid()),
         **(extra_tags or {}),
     }
     try:
+        fail_orphaned_runs(params, tags)
         with mlflow.start_run(run_name=run_name, tags=tags) as run:
             mlflow.log_params(run_params(params, {d.name: len(d.frame) for d in datasets}))
             mlflow.log_metrics(metrics)
@@ -118,6 +127,49 @@ def log_training_run(
             f"logging the training run to MLflow ({tracking_uri(params)}) failed: "
             f"{exc.__class__.__name__}: {exc}"
         ) from None
+
+
+def _process_is_gone(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, OverflowError):
+        return True  # not a pid this code wrote
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
+
+
+def fail_orphaned_runs(params: Params, tags: dict[str, str]) -> list[str]:
+    """Mark FAILED the RUNNING runs of the same params and data whose process is gone.
+
+    A `kill -9` of `churn train` leaves its run RUNNING forever. Only runs started on this
+    host are judged (a pid means nothing elsewhere), and only when that process no longer
+    exists, so a concurrent train of the same model is never touched. Returns their ids.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    # Same params and data: the params hash and the DVC md5 of the raw, train and
+    # validation data (not the model's: a killed run may not have got that far).
+    same = [TAG_PARAMS_HASH, *sorted(k for k in tags if k.startswith("dvc.") and k != TAG_MODEL_MD5)]
+    conditions = ["attributes.status = 'RUNNING'", f"tags.`{TAG_HOST}` = '{tags[TAG_HOST]}'"]
+    conditions += [f"tags.`{key}` = '{tags[key]}'" for key in same]
+    runs = mlflow.search_runs(
+        experiment_names=[experiment_name(params)],
+        filter_string=" and ".join(conditions),
+        output_format="list",
+    )
+    client, failed = MlflowClient(), []
+    for run in runs:
+        pid = run.data.tags.get(TAG_PID, "")
+        if pid == str(os.getpid()) or not _process_is_gone(pid):
+            continue
+        client.set_tag(run.info.run_id, TAG_ORPHANED, f"its process {pid} ended without finishing the run")
+        client.set_terminated(run.info.run_id, status="FAILED")
+        failed.append(run.info.run_id)
+    return failed
 
 
 def find_servable_run(params: Params, model_md5: str):
