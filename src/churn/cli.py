@@ -224,6 +224,14 @@ def _refresh(args, params) -> int:
     return 0
 
 
+def _serve(args, params) -> int:
+    from churn.deployment.server import serve
+
+    serve(params, host=args.host, port=args.port, alias=args.alias, version=args.version,
+          max_request_bytes=args.max_request_bytes)
+    return 0
+
+
 def _report(args, params) -> int:
     from churn.reporting.report import build
 
@@ -374,6 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune = command("tune", "seeded hyperparameter search on train/validation (nested MLflow runs)", _tune)
     tune.add_argument("--trials", type=int, help="number of trials (default: tune.trials)")
     tune.add_argument("--apply", action="store_true", help="write the best values to params.yaml")
+    served = command("serve", "REST-serve a model of the configured registry (MLflow's scoring server, guarded)", _serve)
+    which_model = served.add_mutually_exclusive_group()
+    which_model.add_argument("--alias", help="registry alias (default: champion)")
+    which_model.add_argument("--version", help="registry version number")
+    served.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    served.add_argument("--port", type=int, default=5001)
+    served.add_argument("--max-request-bytes", type=int, default=1 << 20, help="larger requests get 413 (default 1 MiB)")
     return parser
 
 
