@@ -98,7 +98,7 @@ def _challenge(args, params) -> int:
     from churn.registry.versions import registry_errors
 
     with registry_errors("challenge"):
-        result = challenge(params)
+        result = challenge(params, register=not args.compare_only)
     where = f" as {params.registry.model_name} v{result['version']}" if result["version"] else ""
     print(f"challenge: {result['verdict']}{where}")
     if result["note"]:
@@ -338,7 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command("gate", "exit non-zero unless the verdict passed (fails closed)", _gate)
     command("summary", "key metrics, verdict, MLflow run and where the reports are", _summary)
-    command("challenge", "compare with @champion (fails closed); register and alias @challenger if accepted", _challenge)
+    challenger = command("challenge", "compare with @champion (fails closed); register and alias @challenger if accepted", _challenge)
+    challenger.add_argument(
+        "--compare-only", action="store_true",
+        help="gate and compare, but write nothing to the registry (what pull-request CI runs)",
+    )
     promote = command("promote", "point @champion at this checkout's model (refuses rejected models)", _promote)
     promote.add_argument("--model-md5", help="promote the version holding this model md5 instead")
     promote.add_argument("--force", action="store_true", help="re-promote a version that was rolled back")

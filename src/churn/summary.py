@@ -26,7 +26,7 @@ def mlflow_run_line(params: Params) -> str:
         return f"MLflow run: {tracking.run_link(params, run)}"
     # MLflow's UI opens on its GenAI overview; the run's own page is what people want here.
     page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
-    return f"MLflow run: {run.info.run_id} (experiment {params.tracking.experiment!r}, {uri}); in the UI: {page}"
+    return f"MLflow run: {run.info.run_id} (experiment {tracking.experiment_name(params)!r}, {uri}); in the UI: {page}"
 
 
 def mlflow_ui_line(uri: str) -> str:

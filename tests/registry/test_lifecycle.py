@@ -349,3 +349,14 @@ def test_a_version_whose_registration_failed_is_marked_invalid_and_replaced(repa
     assert client.get_model_version(REPAIR_NAME + "-failed", str(first.version)).tags[versions.TAG_INVALID] == "true"
     monkeypatch.setattr(versions, "find_version", real_find)
     assert str(versions.find_version(client, params, first.tags["dvc.model_md5"]).version) == result["version"]
+
+
+def test_compare_only_writes_nothing_to_the_registry(repair_params):
+    params = repair_params.model_copy(
+        update={"registry": repair_params.registry.model_copy(update={"model_name": REPAIR_NAME + "-pr"})}
+    )
+    result = challenge(params, register=False)
+    assert result["verdict"] == "passed" and result["version"] is None
+    assert "nothing registered" in result["note"]
+    assert versions.client(params).search_model_versions(f"name = '{REPAIR_NAME}-pr'") == []
+    assert json.loads(params.paths.challenge.read_text())["verdict"] == "passed"

@@ -21,7 +21,10 @@ from churn.core.splits import read_split
 from churn.core.verdict import read_verdict
 
 
-def challenge(params: Params) -> dict:
+def challenge(params: Params, register: bool = True) -> dict:
+    """The full gate; with `register` False (pull requests), compare only: nothing is
+    written to the registry or the tracking store, so a PR's model can never become a
+    version that Deploy could promote."""
     model = read_checkout_model(params)
     ensure_workspace_model(params, model)
     absolute_passed, absolute_reasons = read_verdict(params.paths.verdict, params.paths.model, params)
@@ -45,6 +48,10 @@ def challenge(params: Params) -> dict:
         "model_card": None,
         "repaired": None,
     }
+    if not register:
+        result["note"] = " ".join(filter(None, [result["note"], "Compared only: nothing registered (--compare-only)."]))
+        write_json(params.paths.challenge, result)
+        return result
     with registry_lock(tracking.tracking_uri(params)):
         version = versions.find_version(mlflow_client, params, model.model_md5)
         name = params.registry.model_name
