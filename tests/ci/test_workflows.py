@@ -365,9 +365,9 @@ def test_the_pipelines_call_the_stages(file, expected):
 # ------------------------------------------------------------------ zizmor, schemas
 
 
-def _zizmor_findings(*targets: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+def _zizmor_findings(*targets: str, persona: str = "regular") -> tuple[subprocess.CompletedProcess, list[dict]]:
     result = _run(_tool("zizmor"), "--offline", "--no-progress", "--format", "json",
-                  "--min-severity", "medium", *targets)
+                  "--persona", persona, "--min-severity", "medium", *targets)
     try:
         findings = json.loads(result.stdout or "[]")
     except json.JSONDecodeError:
@@ -389,6 +389,32 @@ def test_zizmor_reports_nothing_medium_or_above():
     result, findings = _zizmor_findings(_rel(WORKFLOW_DIR))
     assert not findings, "zizmor findings:\n" + "\n".join(_describe(f) for f in findings)
     assert result.returncode == 0, result.stderr
+
+
+def test_zizmor_auditor_persona_reports_nothing_medium_or_above():
+    # The auditor persona adds pedantic audits, among them secrets-outside-env: every
+    # secret must come from a GitHub environment, where branch rules and reviewers apply.
+    result, findings = _zizmor_findings(_rel(WORKFLOW_DIR), persona="auditor")
+    assert not findings, "zizmor --persona auditor findings:\n" + "\n".join(_describe(f) for f in findings)
+    assert result.returncode == 0, result.stderr
+
+
+def test_zizmor_auditor_catches_a_repository_level_secret(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: push\n"
+        "permissions: {}\n"
+        "jobs:\n"
+        "  x:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    permissions: {}\n"
+        "    steps:\n"
+        "      - run: make\n"
+        "        env:\n"
+        "          TOKEN: ${{ secrets.TOKEN }}\n"
+    )
+    result, findings = _zizmor_findings(str(bad), persona="auditor")
+    assert "secrets-outside-env" in {finding["ident"] for finding in findings}, findings
 
 
 def test_zizmor_still_catches_a_bad_workflow(tmp_path):
@@ -554,6 +580,34 @@ def test_pr_workflow():
         assert needed in report_paths
 
 
+def test_pull_requests_cannot_poison_what_main_trusts():
+    """PR jobs never push the run-cache, never register a model, log to their own
+    experiment and get their (read-only) credentials from their own environment; the
+    jobs that write the run-cache and the registry run in main-only environments."""
+    pr = _jobs(_workflow("pr.yml"))
+    for job_id, job in pr.items():
+        scripts = "\n".join(s for _, s in shell_scripts(job))
+        assert "dvc push" not in scripts, f"pr.yml: {job_id} pushes to the DVC remote"
+        for raw in simple_commands(scripts):
+            words = _command_words(raw)
+            if not words or words[0].rsplit("/", 1)[-1] != "churn":
+                continue
+            if "challenge" in words:
+                assert "--compare-only" in words, f"pr.yml: {job_id} may register: {words}"
+            assert not {"promote", "rollback"} & set(words), f"pr.yml: {job_id} moves @champion: {words}"
+        if "secrets." in json.dumps(job):
+            assert job.get("environment") == "pr-review", f"pr.yml: {job_id} reads secrets outside pr-review"
+    assert pr["train"]["env"]["MLFLOW_EXPERIMENT_NAME"] != "churn"
+    main = _jobs(_workflow("main.yml"))
+    assert main["train"]["environment"] == "main-train"
+    assert main["deploy"]["environment"] == "model-registry"
+    for job_id, job in main.items():
+        scripts = "\n".join(s for _, s in shell_scripts(job))
+        if "churn promote" in scripts or "churn rollback" in scripts:
+            assert job.get("environment") == "model-registry", f"main.yml: {job_id} moves @champion outside Deploy"
+    assert "MLFLOW_EXPERIMENT_NAME" not in json.dumps(main)
+
+
 def test_pr_comment_workflow_never_runs_pr_code():
     path = _workflow("pr-comment.yml")
     doc = _load(path)
@@ -698,3 +752,15 @@ def test_azure_pipeline_documents_the_s3_endpoint_variable():
     text = AZURE.read_text()
     assert "AWS_ENDPOINT_URL" in text.split("trigger:")[0]
     assert "$(AWS_ENDPOINT_URL)" not in text
+
+def test_azure_pull_requests_cannot_poison_main():
+    stages = {stage["stage"]: stage for stage in _load(AZURE)["stages"]}
+    train = "\n".join(s for _, s in shell_scripts(stages["Train"]))
+    for raw in simple_commands(train):
+        words = _command_words(raw)
+        if words and words[0].rsplit("/", 1)[-1] == "churn" and "challenge" in words:
+            assert "--compare-only" in words, f"Train may register: {words}"
+    push = train.index("dvc push --run-cache")
+    guard = train.rfind('if [ "$(Build.Reason)" != "PullRequest" ]', 0, push)
+    assert guard != -1 and "fi" not in train[guard:push].split(), "PR builds push the run-cache"
+    assert "MLFLOW_EXPERIMENT_NAME=churn-pr" in train
