@@ -1,4 +1,5 @@
-"""`mlflow models serve` on the registered @champion answers like `churn predict`.
+"""`churn serve` (MLflow's scoring server, guarded) on the registered @champion answers like
+`churn predict`.
 
 A real scoring server in a subprocess (loopback only), fed raw Telco-schema JSON records
 the way a client sends them: read with plain pd.read_csv, converted with to_json.
@@ -29,7 +30,8 @@ from tests.deployment.test_batch import client_records, free_port, register_mode
 
 pytestmark = pytest.mark.e2e
 
-MLFLOW = Path(sys.executable).parent / "mlflow"
+CHURN = Path(sys.executable).parent / "churn"
+PARAMS_FILE = Path(__file__).resolve().parents[2] / "params.yaml"
 STARTUP_TIMEOUT = 90.0
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -38,10 +40,10 @@ class Server:
     def __init__(self, url: str, process: subprocess.Popen, log: Path):
         self.url, self.process, self.log = url, process, log
 
-    def post(self, records: list[dict]) -> tuple[int, str]:
-        body = json.dumps({"dataframe_records": records}).encode()
+    def post(self, records: list[dict] | str, content_type: str = "application/json") -> tuple[int, str]:
+        body = (records if isinstance(records, str) else json.dumps({"dataframe_records": records})).encode()
         request = urllib.request.Request(
-            f"{self.url}/invocations", data=body, headers={"Content-Type": "application/json"}, method="POST"
+            f"{self.url}/invocations", data=body, headers={"Content-Type": content_type}, method="POST"
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -78,11 +80,13 @@ def server(registry, request):
     port = free_port()
     env = dict(os.environ, MLFLOW_TRACKING_URI=registry.uri)
     log = registry.directory / "serve.log"
-    name = registry.params.registry.model_name
     with open(log, "wb") as out:
+        # The test registry's model name and experiment are those of test_params().
+        params_file = registry.directory / "serve-params.yaml"
+        params_file.write_text(json.dumps(registry.params.model_dump(mode="json", by_alias=True)))
         process = subprocess.Popen(
-            [str(MLFLOW), "models", "serve", "-m", f"models:/{name}@champion",
-             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+            [str(CHURN), "--params", str(params_file), "serve", "--alias", "champion",
+             "--host", "127.0.0.1", "--port", str(port)],
             cwd=registry.directory, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so the finalizer reaches the workers
         )
@@ -91,7 +95,7 @@ def server(registry, request):
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
         if process.poll() is not None:
-            pytest.fail(f"mlflow models serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            pytest.fail(f"churn serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         try:
             with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
                 if response.status == 200:
@@ -99,7 +103,7 @@ def server(registry, request):
         except (urllib.error.URLError, OSError):
             pass
         if time.monotonic() > deadline:
-            pytest.fail(f"mlflow models serve not up after {STARTUP_TIMEOUT:.0f} s:\n{log.read_text()[-4000:]}")
+            pytest.fail(f"churn serve not up after {STARTUP_TIMEOUT:.0f} s:\n{log.read_text()[-4000:]}")
         time.sleep(0.5)
     return Server(url, process, log)
 
@@ -158,6 +162,20 @@ def test_unknown_contract_is_a_client_error_with_the_reason(server):
     status, body = server.post(json.loads(frame.to_json(orient="records")))
     assert 400 <= status < 500, (status, body)
     assert "Contract" in body and "Weekly" in body and bad_id in body and "unknown value" in body, body
+
+
+def test_csv_requests_work_and_errors_echo_nothing(server):
+    frame = read_raw_csv_text(RAW_CSV).drop(columns="Churn")
+    status, body = server.post(frame.to_csv(index=False), "text/csv")
+    assert status == 200, body
+    assert [p["customerID"] for p in json.loads(body)["predictions"]] == frame["customerID"].tolist()
+    frame.loc[0, "tenure"] = "1e308"
+    status, body = server.post(frame.to_csv(index=False), "text/csv")
+    assert status == 400 and "tenure" in body and "1e+308" in body, body
+    assert "Traceback" not in body and frame.loc[4, "customerID"] not in body
+    bomb = '{"dataframe_records": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    assert server.post(bomb)[0] == 400
+    assert server.post("x" * (2 << 20), "text/csv")[0] == 413
 
 
 def test_non_numeric_tenure_is_a_client_error(server):
