@@ -278,3 +278,28 @@ def test_simulate_refuses_a_dataset_of_other_columns(tmp_path, capsys):
     assert main(["simulate", "--params", str(other), "--rows", "10", "--output", str(tmp_path / "x.csv")]) == 2
     assert "IBM Telco columns" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`churn summary | head -3`: the reader leaves early; churn stops without an error."""
+    import subprocess
+    import sys
+
+    from tests.conftest import PARAMS_FILE
+
+    code = (
+        "import sys, churn.cli as cli\n"
+        "def chatty(args, params):\n"
+        "    for i in range(200000):\n"
+        "        print('summary line', i)\n"
+        "    return 0\n"
+        "cli._summary = chatty\n"
+        f"sys.exit(cli.main(['--params', {str(PARAMS_FILE)!r}, 'summary']))\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    head = [process.stdout.readline() for _ in range(3)]
+    process.stdout.close()  # what `head -3` does after three lines
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, stderr
+    assert head[0].startswith(b"summary line 0")
+    assert stderr == "", stderr  # no "error: [Errno 32] Broken pipe", no "Exception ignored"

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -46,10 +47,25 @@ def limit_native_threads(threads: int) -> None:
         os.environ.setdefault(variable, str(threads))
 
 
+def closed_pipe() -> int:
+    """The reader of stdout went away (`churn summary | head -3`): stop quietly with the
+    status of a process ended by SIGPIPE, like other command-line tools. stdout is pointed
+    at /dev/null so that the interpreter's final flush cannot fail a second time."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (captured, already closed)
+        pass
+    return 128 + signal.SIGPIPE
+
+
 def guarded(action: Callable[[], int]) -> int:
     """Run `action`; a problem the user can fix becomes `error: ...` and exit code 2."""
     try:
-        return action()
+        status = action()
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        return closed_pipe()
     except ChurnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
