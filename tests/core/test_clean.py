@@ -96,7 +96,7 @@ def test_labels_encoded_one_for_positive(typed, dataset, raw_frame):
 
 
 def test_filled_values_are_counted_per_column(raw_frame, dataset, special_ids):
-    from churn.prep.clean import filled_counts
+    from churn.core.clean import filled_counts
 
     typed = validate_raw(raw_frame, dataset)
     # The fixture has one blank TotalCharges, at tenure 0.

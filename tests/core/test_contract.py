@@ -425,7 +425,7 @@ def test_non_finite_numbers_are_contract_failures(raw_frame, dataset, text):
 
 
 def test_non_finite_scoring_rows_are_rejected_with_their_reason(raw_frame, dataset):
-    from churn.prep.contract import validate_rows
+    from churn.core.contract import validate_rows
 
     raw_frame.loc[4, "TotalCharges"] = "inf"
     raw_frame.loc[5, "MonthlyCharges"] = "1e308"

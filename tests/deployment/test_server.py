@@ -16,13 +16,13 @@ import pytest
 
 from churn.data.simulate import simulate
 from churn.deployment import server as served
-from churn.deployment.pyfunc import log_churn_model
+from churn.servable.pyfunc import log_churn_model
 from churn.errors import ChurnError
-from churn.prep.clean import clean_features, encode_labels
-from churn.prep.contract import validate_raw
-from churn.training.model_io import model_to_bytes
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import validate_raw
+from churn.core.model_file import model_to_bytes
 from churn.training.pipeline import build_pipeline
-from churn.training.tracking import SERVING_PACKAGES
+from churn.servable.runs import SERVING_PACKAGES
 from tests.conftest import RAW_CSV
 from tests.deployment.test_batch import test_params
 

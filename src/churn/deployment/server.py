@@ -73,7 +73,7 @@ def csv_as_json(body: bytes) -> bytes:
     """A CSV request body as MLflow's `dataframe_split` JSON, every cell kept as text."""
     import pandas as pd
 
-    from churn.prep.contract import check_delimiter
+    from churn.core.contract import check_delimiter
 
     try:
         frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_values=[""])
@@ -202,8 +202,8 @@ class RequestGuard:
 def load_served_model(params: Params, alias: str | None = None, version: str | None = None) -> tuple[Any, str, str]:
     """(pyfunc model, models:/ URI asked for, version) from the configured registry only."""
     from churn.deployment.batch import load_scorer, resolve_model_uri
-    from churn.deployment.pyfunc import ChurnModel
-    from churn.training.tracking import connect
+    from churn.servable.pyfunc import ChurnModel
+    from churn.core.tracking import connect
 
     model_uri = resolve_model_uri(params, alias, version)
     connect(params)
