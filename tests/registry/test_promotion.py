@@ -287,7 +287,7 @@ def test_which_names_the_version_its_aliases_and_verdict(workspace):
     version = workspace.crown("base")
     answer = as_dict(which(workspace.params))
     assert answer == {"model_md5": workspace.project.md5s["base"], "version": version,
-                      "aliases": ["champion"], "verdict": "passed"}
+                      "aliases": ["champion"], "verdict": "passed", "state": "gated"}
     workspace.checkout("better")
     assert as_dict(which(workspace.params)) == {"model_md5": workspace.project.md5s["better"], "version": None,
                                                 "aliases": []}
