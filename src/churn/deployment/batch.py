@@ -9,21 +9,23 @@ an unreadable file, no model) raise ChurnError before anything is written.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from churn import progress
-from churn.config import Params, is_url
+from churn.config import Params
 from churn.deployment import inference_log
 from churn.servable.pyfunc import ChurnModel
 from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
-from churn.io import output_set, write_csv, write_parquet
+from churn.deployment.records import open_records
+from churn.deployment.stream import DEFAULT_BATCH_ROWS, ParquetParts, score_stream, temporary_sibling
+from churn.io import write_csv
 from churn.timestamps import aware_utc, refuse_future
 
 DEFAULT_ALIAS = "champion"
@@ -42,32 +44,9 @@ class PredictResult:
     scored_rows: int
     rejected_rows: int
     rejected_path: Path | None
-    log_file: Path | str | None  # a URL when the log is in an object store
+    log_file: Path | None
     model_uri: str
     model_version: str
-
-
-def read_records(path: str | Path) -> pd.DataFrame:
-    """Records to score from a .csv (read as text: types are the contract's job) or .parquet."""
-    from churn.core.contract import read_raw_csv
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise ChurnError(f"cannot read records from {path}: pass a .csv or .parquet file")
-    if not path.is_file():
-        raise ChurnError(f"input {path} not found: pass the path of an existing {suffix} file of records")
-    if path.stat().st_size == 0:
-        raise ChurnError(f"input {path} is empty (0 bytes): pass a file with a header and records")
-    if suffix == ".csv":
-        return read_raw_csv(path)
-    try:
-        return pd.read_parquet(path, engine="pyarrow")
-    except Exception as exc:  # ArrowInvalid, OSError: not a Parquet file
-        raise ChurnError(
-            f"input {path} is not a readable Parquet file ({exc.__class__.__name__}: {exc}): "
-            "pass a valid .parquet or a .csv"
-        ) from None
 
 
 def resolve_model_uri(params: Params, alias: str | None = None, version: str | int | None = None) -> str:
@@ -135,51 +114,30 @@ def load_scorer(model_uri: str) -> tuple[ChurnModel, str]:
     return scorer, version
 
 
+def output_frame(scored: pd.DataFrame, dataset, model_version: str, scored_at: datetime) -> pd.DataFrame:
+    """The score file's rows for scored records: key, probability, decision, version, time, label."""
+    output = scored[dataset.key_columns].reset_index(drop=True).copy()
+    output[dataset.id_column] = output[dataset.id_column].astype(str)
+    output[PROBABILITY] = scored[PROBABILITY].to_numpy(dtype="float64")
+    output[PREDICTION] = scored[PREDICTION].to_numpy(dtype="int64")
+    output[inference_log.MODEL_VERSION] = model_version
+    output[inference_log.SCORED_AT] = pd.Series(pd.Timestamp(scored_at), index=output.index).astype(
+        "datetime64[ns, UTC]"
+    )
+    if dataset.label_column in scored.columns:
+        label = scored[dataset.label_column].reset_index(drop=True)
+        output[dataset.label_column] = label.astype(object).where(label.notna(), None).astype("string")
+    return output
+
+
+def _no_scores(dataset) -> pd.DataFrame:
+    columns = {column: pd.Series(dtype=object) for column in dataset.key_columns}
+    return pd.DataFrame({**columns, PROBABILITY: pd.Series(dtype="float64"), PREDICTION: pd.Series(dtype="int64")})
+
+
 def rejected_path_for(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(output.stem + REJECTED_SUFFIX)
-
-
-def write_scores_then_log(
-    output_path: Path,
-    output: pd.DataFrame,
-    rejected: pd.DataFrame,
-    append_to_log: Callable[[], Path | None],
-    log_root: Path,
-) -> Path | None:
-    """Scores and the inference log stay consistent: the scores (and rejected rows) are
-    written to temporary files, the batch is appended to the log, and only then are the
-    files moved into place. If the append fails, no score file appears (an earlier one at
-    the same path is left as it was) and the error says so."""
-    rejected_file = rejected_path_for(output_path)
-    log_file: Path | None = None
-    logged = False
-    try:
-        with output_set() as out:
-            write_parquet(out.path(output_path), output)
-            if len(rejected):
-                write_csv(out.path(rejected_file), rejected)
-            try:
-                log_file = append_to_log()
-                logged = True
-            except (OSError, ChurnError) as exc:
-                fix = (
-                    "fix the object store's address, credentials or bucket"
-                    if is_url(log_root)
-                    else "fix the log directory's permissions or space"
-                )
-                raise ChurnError(
-                    f"appending the scores to the inference log {log_root} failed ({exc}), so they were "
-                    f"not written to {output_path} either (nothing was logged, no score file was "
-                    f"changed): {fix} and rerun"
-                ) from None
-    except OSError as exc:
-        done = f"the batch was logged to {log_file}, but" if logged else "nothing was logged, and"
-        raise ChurnError(f"cannot write the scores to {output_path} ({exc}): {done} no score file was changed") from None
-    if not len(rejected):
-        # A rejected file from an earlier run of the same output would describe other data.
-        rejected_file.unlink(missing_ok=True)
-    return log_file
 
 
 def predict(
@@ -191,6 +149,7 @@ def predict(
     version: str | int | None = None,
     log_root: str | Path | None = None,
     now: datetime | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> PredictResult:
     """Score a file of raw records with a registered model; see the module docstring.
 
@@ -209,55 +168,70 @@ def predict(
     # may be in the past, never in the future.
     refuse_future(scored_at, "the batch's time (--as-of)")
     model_uri = resolve_model_uri(params, alias, version)
-    log_root = params.paths.inference_log if log_root is None else log_root
+    log_root = Path(params.paths.inference_log if log_root is None else log_root)
 
-    # Everything that can fail for the table as a whole fails here, before any write.
-    with progress.phase(f"reading {input_path}") as step:
-        records = read_records(input_path)
-        step.done(f"{len(records):,} rows")
+    # Everything that can fail for the table as a whole fails before the first write; the
+    # first batch answers for the table (a missing column, no rows) before anything is moved
+    # into place.
+    records = open_records(input_path)
     with progress.phase(f"loading {model_uri}"):
         connect(params)
         scorer, model_version = load_scorer(model_uri)
     dataset = scorer.dataset  # the contract the model was trained with
-    with progress.task("scoring", total=len(records), unit="rows") as scoring:
-        batch = scorer.score(records, source=str(input_path))
-        scoring.advance(len(records))
-    scored, rejected = batch.scored, batch.rejected
-    if len(scored) + len(rejected) != len(records):
-        raise ChurnError(
-            f"scoring accounted for {len(scored) + len(rejected)} of {len(records)} rows of "
-            f"{input_path}: nothing was written (a bug in churn.servable.scoring)"
-        )
-
-    output = scored[dataset.key_columns].reset_index(drop=True).copy()
-    output[dataset.id_column] = output[dataset.id_column].astype(str)
-    output[PROBABILITY] = scored[PROBABILITY].to_numpy(dtype="float64")
-    output[PREDICTION] = scored[PREDICTION].to_numpy(dtype="int64")
-    output[inference_log.MODEL_VERSION] = model_version
-    output[inference_log.SCORED_AT] = pd.Series(pd.Timestamp(scored_at), index=output.index).astype(
-        "datetime64[ns, UTC]"
-    )
-    if dataset.label_column in scored.columns:
-        label = scored[dataset.label_column].reset_index(drop=True)
-        output[dataset.label_column] = label.astype(object).where(label.notna(), None).astype("string")
-    log_file = write_scores_then_log(
-        output_path,
-        output,
-        rejected,
-        lambda: inference_log.append(
-            log_root,
-            scored,
-            dataset=dataset,
-            model_version=model_version,
-            model_uri=model_uri,
-            scored_at=scored_at,
-        ),
-        log_root,
-    )
+    log_file: Path | None = inference_log.new_log_file(log_root, scored_at)
+    assert log_file is not None
     rejected_file = rejected_path_for(output_path)
+    with temporary_sibling(output_path) as output_tmp, temporary_sibling(log_file) as log_tmp:
+        scores, logged = ParquetParts(output_tmp), ParquetParts(log_tmp)
+
+        def write(scored: pd.DataFrame) -> None:
+            scores.write(output_frame(scored, dataset, model_version, scored_at))
+            logged.write(
+                inference_log.log_rows(
+                    scored, dataset=dataset, model_version=model_version, model_uri=model_uri, scored_at=scored_at
+                )
+            )
+
+        try:
+            with progress.task("scoring", total=records.rows, unit="rows") as scoring:
+                totals = score_stream(
+                    scorer, records, source=str(input_path), batch_rows=batch_rows, on_scored=write,
+                    on_rows=scoring.advance,
+                )
+            scores.close(lambda: output_frame(_no_scores(dataset), dataset, model_version, scored_at))
+            logged.close(None)
+        except BaseException:
+            scores.abort()
+            logged.abort()
+            raise
+        rejected = totals.rejected
+        # The log entry first: scores never stand without it.
+        if totals.scored_rows:
+            try:
+                os.replace(log_tmp, log_file)
+            except OSError as exc:
+                raise ChurnError(
+                    f"appending the scores to the inference log {log_root} failed ({exc}), so they were not "
+                    f"written to {output_path} either (nothing was logged, no score file was changed): fix "
+                    "the log directory's permissions or space and rerun"
+                ) from None
+        else:
+            log_file = None
+        try:
+            if len(rejected):
+                write_csv(rejected_file, rejected)
+            else:
+                # A rejected file from an earlier run of the same output would describe other data.
+                rejected_file.unlink(missing_ok=True)
+            os.replace(output_tmp, output_path)
+        except OSError as exc:
+            done = f"the batch was logged to {log_file}, but" if log_file else "nothing was logged, and"
+            raise ChurnError(
+                f"cannot write the scores to {output_path} ({exc}): {done} the score file was not changed"
+            ) from None
     return PredictResult(
         output=output_path,
-        scored_rows=len(scored),
+        scored_rows=totals.scored_rows,
         rejected_rows=len(rejected),
         rejected_path=rejected_file if len(rejected) else None,
         log_file=log_file,

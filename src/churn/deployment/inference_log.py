@@ -97,6 +97,29 @@ def append(
     scored_at = aware_utc(scored_at, "scored_at")
     if len(scored) == 0:
         return None
+    rows = log_rows(scored, dataset=dataset, model_version=model_version, model_uri=model_uri, scored_at=scored_at)
+    directory, name = new_log_file(root, scored_at)
+    return directory.write_parquet(name, rows)
+
+
+def new_log_file(root: str | Path, scored_at: datetime) -> tuple[Folder, str]:
+    """The partition folder and the name of a new, not yet existing log file for rows scored
+    at `scored_at` (a streaming writer finishes the file locally, then `Folder.put_file`)."""
+    scored_at = aware_utc(scored_at, "scored_at")
+    directory = _partition_dir(_folder(root), scored_at)
+    return directory, _new_name(directory, scored_at)
+
+
+def log_rows(
+    scored: pd.DataFrame,
+    *,
+    dataset: Dataset,
+    model_version: str,
+    model_uri: str,
+    scored_at: datetime,
+) -> pd.DataFrame:
+    """The log's rows for `scored`, typed and in the log's column order (what `append` writes)."""
+    scored_at = aware_utc(scored_at, "scored_at")
     needed = [*dataset.key_columns, *dataset.feature_columns, PROBABILITY, PREDICTION]
     missing = [column for column in needed if column not in scored.columns]
     if missing:
@@ -122,8 +145,7 @@ def append(
         rows[dataset.label_column] = _text(scored[dataset.label_column].reset_index(drop=True))
     else:
         rows[dataset.label_column] = pd.Series([None] * len(rows), dtype="string")
-    directory = _partition_dir(_folder(root), scored_at)
-    return directory.write_parquet(_new_name(directory, scored_at), rows[log_columns(dataset)])
+    return rows[log_columns(dataset)]
 
 
 def _partitions(root: Folder, start: date | None, end: date | None) -> list[tuple[date, Folder]]:

@@ -79,6 +79,7 @@ def log_training_run(
 ) -> str:
     """One run: params, metrics, dataset inputs, the servable model; returns its run id."""
     mlflow = connect(params)
+    from churn.servable.lineage import parquet_dataset
     from churn.servable.pyfunc import log_churn_model
 
     commit = git_commit()
@@ -100,10 +101,11 @@ def log_training_run(
             mlflow.log_params(run_params(params, {d.name: len(d.frame) for d in datasets}))
             mlflow.log_metrics(metrics)
             for dataset in datasets:
+                # Schema declared from the Parquet file: from_pandas would walk every value.
                 mlflow.log_input(
-                    mlflow.data.from_pandas(
+                    parquet_dataset(
                         dataset.frame,
-                        source=dataset.path,
+                        path=dataset.path,
                         name=dataset.name,
                         digest=dataset.md5,
                         targets=params.dataset.label_column,

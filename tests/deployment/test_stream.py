@@ -1,0 +1,106 @@
+"""Streaming scoring equals scoring the whole frame at once, batch size notwithstanding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.data.simulate import simulate
+from churn.deployment import records as rec
+from churn.servable.pyfunc import ChurnModel
+from churn.deployment.stream import POSITION, score_stream
+from churn.errors import ChurnError
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import REASONS_COLUMN, validate_raw
+from churn.training.pipeline import build_pipeline
+
+WHOLE = 10**9  # one batch: the whole frame at once
+
+
+@pytest.fixture(scope="module")
+def scorer(params) -> ChurnModel:
+    dataset = params.dataset
+    raw = simulate(600, seed=11).astype(str)
+    typed = validate_raw(raw, dataset)
+    train = params.train.model_copy(update={"hyperparameters": {"hist_gradient_boosting": {"max_iter": 10}}})
+    model = build_pipeline(dataset, train).fit(
+        clean_features(typed, dataset)[dataset.feature_columns], encode_labels(typed, dataset)[dataset.label_column]
+    )
+    wrapper = ChurnModel()
+    wrapper.model, wrapper.dataset, wrapper.threshold = model, dataset, params.train.decision_threshold
+    return wrapper
+
+
+def messy(dataset) -> pd.DataFrame:
+    """Raw text records with rejects spread over the file and ids repeated across batches."""
+    raw = simulate(120, seed=12).astype(str)
+    raw.loc[3, "tenure"] = "-5"
+    raw.loc[10, "Contract"] = "Weekly"
+    raw.loc[42, "MonthlyCharges"] = "abc"
+    raw.loc[42, "gender"] = "?"
+    raw.loc[100, dataset.id_column] = raw.loc[5, dataset.id_column]  # far apart: other batches
+    raw.loc[101, dataset.id_column] = raw.loc[5, dataset.id_column]
+    raw.loc[101, "tenure"] = "x"  # a repeated id with another fault too
+    raw.loc[60, "TotalCharges"] = " "
+    return raw
+
+
+def stream(scorer, path: Path, batch_rows: int):
+    scored: list[pd.DataFrame] = []
+    totals = score_stream(scorer, rec.open_records(path), source=str(path), batch_rows=batch_rows, on_scored=scored.append)
+    return totals, (pd.concat(scored, ignore_index=True) if scored else None)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("batch_rows", [7, 50])
+def test_batches_give_the_whole_frame_answer(scorer, params, tmp_path, suffix, batch_rows):
+    raw = messy(params.dataset)
+    path = tmp_path / f"records{suffix}"
+    raw.to_csv(path, index=False) if suffix == ".csv" else raw.to_parquet(path, index=False)
+
+    whole_totals, whole = stream(scorer, path, WHOLE)
+    totals, batched = stream(scorer, path, batch_rows)
+
+    # The whole frame: what ChurnModel.score gives for the file read at once.
+    direct = scorer.score(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+                          if suffix == ".csv" else pd.read_parquet(path))
+    pd.testing.assert_frame_equal(whole, direct.scored.reset_index(drop=True))
+    pd.testing.assert_frame_equal(whole_totals.rejected, direct.rejected)
+
+    pd.testing.assert_frame_equal(batched, whole)
+    pd.testing.assert_frame_equal(totals.rejected, whole_totals.rejected)
+    assert POSITION not in totals.rejected.columns
+    assert (totals.read_rows, totals.scored_rows, len(totals.rejected)) == (120, 114, 6)
+    repeated = totals.rejected[totals.rejected[params.dataset.id_column] == raw.loc[5, params.dataset.id_column]]
+    assert len(repeated) == 3 and repeated[REASONS_COLUMN].str.contains("duplicate").all()
+
+
+def test_float_codes_are_decided_for_the_whole_file(scorer, params, tmp_path):
+    raw = simulate(40, seed=13)
+    raw["SeniorCitizen"] = raw["SeniorCitizen"].astype(float)
+    raw.loc[30, "SeniorCitizen"] = 0.5  # makes the whole column text ("0.0", "1.0", "0.5")
+    path = tmp_path / "codes.parquet"
+    raw.to_parquet(path, index=False)
+    whole_totals, _ = stream(scorer, path, WHOLE)
+    totals, _ = stream(scorer, path, 4)
+    assert len(whole_totals.rejected) == 40
+    pd.testing.assert_frame_equal(totals.rejected, whole_totals.rejected)
+
+
+def test_a_missing_column_fails_before_any_batch_is_handed_on(scorer, params, tmp_path):
+    path = tmp_path / "short.csv"
+    messy(params.dataset).drop(columns=["Contract"]).to_csv(path, index=False)
+    seen: list = []
+    with pytest.raises(ChurnError, match="Contract"):
+        score_stream(scorer, rec.open_records(path), source="short.csv", batch_rows=10, on_scored=seen.append)
+    assert seen == []
+
+
+def test_no_rows_is_the_contract_error(scorer, params, tmp_path):
+    path = tmp_path / "header.csv"
+    messy(params.dataset).head(0).to_csv(path, index=False)
+    with pytest.raises(ChurnError, match="no data rows"):
+        stream(scorer, path, 10)
