@@ -1,0 +1,181 @@
+"""`python -m benchmarks [--quick] [--sizes 100000,1000000] [--json FILE]`: one table.
+
+For each size: the bare scikit-learn yardstick, then each DVC stage (`dvc repro
+--single-item`, back to back), a no-op `dvc repro`, and `churn predict` of as many rows;
+REST latencies once, on the smallest project; the monitor benchmark when
+`benchmarks/monitor.py` exists. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks import machine, measure
+from benchmarks.project import Project, make_project
+
+FULL_SIZES = (100_000, 1_000_000, 5_000_000)
+QUICK_SIZES = (2_000,)
+FULL_REPEATS = {1: 200, 1000: 50}
+QUICK_REPEATS = {1: 10, 1000: 3}
+
+
+@dataclass
+class Row:
+    rows: int
+    step: str
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    peak_mb: float | None = None
+    rows_per_s: float | None = None
+    vs_bare: float | None = None
+    note: str = ""
+
+
+def _measured(rows: int, step: str, result: measure.Measured, *, throughput: bool = False) -> Row:
+    return Row(rows, step, result.wall_s, result.cpu_s, result.peak_mb,
+               rows / result.wall_s if throughput else None)
+
+
+def bench_size(project: Project, rows: int) -> list[Row]:
+    env, cwd = project.env, project.path
+    out: list[Row] = []
+
+    bare = measure.run([sys.executable, "-m", "benchmarks.bare", str(project.raw()), "params.yaml"], cwd=cwd, env=env)
+    phases = json.loads(bare.stdout.strip().splitlines()[-1])
+    bare_row = _measured(rows, "bare scikit-learn", bare, throughput=True)
+    bare_row.note = ", ".join(f"{k[:-2]} {v:.1f}" for k, v in phases.items() if k.endswith("_s"))
+    out.append(bare_row)
+
+    stage_rows = []
+    for stage in project.stages():
+        result = measure.run(["dvc", "repro", "--single-item", stage], cwd=cwd, env=env)
+        stage_rows.append(_measured(rows, f"  stage {stage}", result))
+    total = Row(
+        rows, "dvc repro (all stages)",
+        sum(r.wall_s or 0 for r in stage_rows), sum(r.cpu_s or 0 for r in stage_rows),
+        max(r.peak_mb or 0 for r in stage_rows),
+    )
+    total.rows_per_s = rows / total.wall_s if total.wall_s else None
+    total.vs_bare = total.wall_s / bare.wall_s if total.wall_s else None
+    total.note = f"CPU time {total.cpu_s / bare.cpu_s:.2f}x bare" if bare.cpu_s else ""
+    out += [total, *stage_rows]
+
+    noop = measure.run(["dvc", "repro"], cwd=cwd, env=env)
+    if "Running stage" in noop.stdout:
+        raise RuntimeError(f"the second dvc repro was not a no-op:\n{noop.stdout}")
+    out.append(_measured(rows, "no-op dvc repro", noop))
+
+    params = project.params()
+    model_name = params.get("registry", {}).get("model_name", "churn-classifier")
+    experiment = params.get("tracking", {}).get("experiment", "churn")
+    project.check(sys.executable, "-m", "benchmarks.register", experiment, model_name)
+    label = params["dataset"]["label_column"]
+    records = pd.read_csv(project.raw()).drop(columns=[label])  # as a client sends them
+    records.to_parquet(cwd / "to_score.parquet", index=False)
+    predicted = measure.run(
+        ["churn", "predict", "--input", "to_score.parquet", "--output", "scores.parquet"], cwd=cwd, env=env
+    )
+    out.append(_measured(rows, "churn predict", predicted, throughput=True))
+    return out
+
+
+def bench_rest(project: Project, repeats: dict[int, int]) -> list[Row]:
+    from benchmarks.rest import latencies
+
+    params = project.params()
+    records = pd.read_csv(project.raw()).drop(columns=[params["dataset"]["label_column"]])
+    model_name = params.get("registry", {}).get("model_name", "churn-classifier")
+    rows = []
+    for result in latencies(project, records, model_name, repeats):
+        rows.append(Row(result.records, f"REST {result.records} record(s)",
+                        note=f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms over {result.requests} requests"))
+    return rows
+
+
+def bench_monitor(sizes: tuple[int, ...], workdir: Path, quick: bool) -> list[Row]:
+    path = Path(__file__).with_name("monitor.py")
+    if not path.is_file():
+        return [Row(0, "monitor", note="not measured: benchmarks/monitor.py (run(rows, ...) -> dict) is not there")]
+    spec = importlib.util.spec_from_file_location("benchmarks.monitor", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    accepted = inspect.signature(module.run).parameters
+    rows = []
+    for size in sizes:
+        extra = {k: v for k, v in (("workdir", workdir), ("quick", quick)) if k in accepted}
+        result = module.run(size, **extra)
+        row = Row(size, "monitor", result.get("wall_s"), result.get("cpu_s"), result.get("peak_mb"),
+                  result.get("rows_per_s"))
+        row.note = ", ".join(f"{k} {v}" for k, v in result.items()
+                             if k not in ("wall_s", "cpu_s", "peak_mb", "rows_per_s"))
+        rows.append(row)
+    return rows
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def render(rows: list[Row], described: str) -> str:
+    header = "| rows | step | wall s | CPU s | peak MB | rows/s | x bare | note |"
+    lines = [f"Machine: {described}", "", header, "|" + "---|" * 8]
+    for r in rows:
+        lines.append(
+            f"| {r.rows:,} | {r.step} | {_cell(r.wall_s, 1)} | {_cell(r.cpu_s, 1)} | {_cell(r.peak_mb, 0)} | "
+            f"{_cell(r.rows_per_s, 0)} | {_cell(r.vs_bare, 2)} | {r.note} |"
+        )
+    totals = [r for r in rows if r.step == "dvc repro (all stages)" and r.wall_s]
+    if len(totals) > 1:
+        per = ", ".join(f"{r.rows:,}: {r.wall_s / r.rows * 1e5:.2f} s" for r in totals)
+        lines += ["", f"Pipeline wall time per 100k rows (linear cost keeps this flat): {per}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one small size, few requests: under a minute")
+    parser.add_argument("--sizes", help="comma-separated row counts (default 100000,1000000,5000000)")
+    parser.add_argument("--json", help="also write the rows as JSON here")
+    parser.add_argument("--workdir", help="keep the projects here instead of a temporary directory")
+    parser.add_argument("--no-rest", action="store_true", help="skip the REST latencies")
+    args = parser.parse_args(argv)
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    if args.sizes:
+        sizes = tuple(int(s.replace("_", "")) for s in args.sizes.split(","))
+    described = machine.describe()
+    base = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="churn-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    try:
+        projects = []
+        for size in sizes:
+            project = make_project(base, size)
+            projects.append(project)
+            rows += bench_size(project, size)
+            print(render(rows, described), file=sys.stderr, flush=True)  # progress for long runs
+        if not args.no_rest:
+            rows += bench_rest(projects[0], QUICK_REPEATS if args.quick else FULL_REPEATS)
+        rows += bench_monitor(sizes, base, args.quick)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(base, ignore_errors=True)
+    table = render(rows, described)
+    print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": described, "rows": [asdict(r) for r in rows]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
