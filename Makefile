@@ -7,10 +7,11 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 # Server binaries for `make services` and the tests (requirements-services.lock).
 SERVICES_STAMP := $(VENV)/.services-installed
+SPARK_STAMP := $(VENV)/.installed-spark
 # Stage commands (`churn ...`) and dvc resolve from the project's environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test test-fast lint install lock help mutation services services-down services-status
+.PHONY: run test test-fast lint install lock help mutation services services-down services-status bench
 
 run: $(STAMP) ## pull or recreate the raw data, reproduce the pipeline, print a summary
 	churn ensure-data
@@ -18,11 +19,11 @@ run: $(STAMP) ## pull or recreate the raw data, reproduce the pipeline, print a 
 	churn drift-report --if-stale
 	churn summary
 
-test: $(STAMP) $(SERVICES_STAMP) ## the whole test suite, end-to-end tests included
+test: $(STAMP) $(SERVICES_STAMP) $(SPARK_STAMP) ## the whole test suite, end-to-end and Spark tests included
 	pytest
 
-test-fast: $(STAMP) $(SERVICES_STAMP) ## unit tests only, on every core (pytest-xdist)
-	pytest -m "not e2e" -n auto
+test-fast: $(STAMP) $(SERVICES_STAMP) ## unit tests only (no end-to-end, no Spark), on every core (pytest-xdist)
+	pytest -m "not e2e and not spark" -n auto
 
 lint: $(STAMP) ## ruff on src/ and tests/, mypy --strict on src/
 	ruff check src tests
@@ -38,6 +39,9 @@ mutation: $(STAMP) ## mutation testing of the safety-critical modules (slow; fai
 .PHONY: lifecycle
 lifecycle: $(STAMP) ## the whole lifecycle on simulated data, in a throw-away project: deploy, monitor, drift, refresh, retrain, recover
 	$(BIN)/python scripts/lifecycle.py
+
+bench: $(STAMP) ## benchmarks at 100k, 1M and 5M rows (long); python -m benchmarks --quick for a smoke run
+	python -m benchmarks
 
 install: $(STAMP) ## only create/refresh .venv
 
@@ -60,6 +64,8 @@ $(STAMP): requirements.lock pyproject.toml
 lock: ## re-resolve requirements.lock after editing pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark -c requirements.lock --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements-spark.lock
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra services --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --generate-hashes -c requirements.lock \
 		-o requirements-services.lock
@@ -84,6 +90,12 @@ services-down: ## stop what `make services` started
 
 services-status: ## what `make services` runs, and where
 	$(BIN)/python scripts/services.py status
+
+# The Spark extra (pyspark, Java 17+ needed at run time): for `make test`, never for `make run`.
+$(SPARK_STAMP): $(STAMP) requirements-spark.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements-spark.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	touch $@
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
