@@ -166,10 +166,29 @@ def _predict(args, params) -> int:
     from churn.timestamps import parse_timestamp
 
     as_of = parse_timestamp(args.as_of, "--as-of") if args.as_of else None
-    result = predict(params, args.input, args.output, alias=args.alias, version=args.version, now=as_of)
+    if args.engine == "spark":
+        return _predict_spark(args, params, as_of)
+    result = predict(
+        params, args.input, args.output, alias=args.alias, version=args.version, now=as_of, batch_rows=args.batch_rows
+    )
     print(f"scored {result.scored_rows} rows with {result.model_uri} (v{result.model_version}) -> {result.output}")
     if result.log_file:
         print(f"inference log: {result.log_file}")
+    if result.rejected_rows:
+        print(
+            f"rejected {result.rejected_rows} rows that break the data contract -> {result.rejected_path}",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
+def _predict_spark(args, params, as_of) -> int:
+    from churn.spark.predict import predict_spark
+
+    result = predict_spark(params, args.input, args.output, alias=args.alias, version=args.version, now=as_of)
+    print(f"scored {result.scored_rows} rows on Spark with {result.model_uri} (v{result.model_version}) -> {result.output}")
+    print(f"inference log: {result.log_root} (appended)")
     if result.rejected_rows:
         print(
             f"rejected {result.rejected_rows} rows that break the data contract -> {result.rejected_path}",
@@ -351,8 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--base", required=True, help="git ref to compare with (e.g. origin/main)")
     command("which", "which registry version is the model in this checkout's dvc.lock", _which)
     predict = command("predict", "batch-score a CSV or Parquet file and append to the inference log", _predict)
-    predict.add_argument("--input", required=True, help="records to score (.csv or .parquet)")
-    predict.add_argument("--output", required=True, help="scores (.parquet)")
+    predict.add_argument("--input", required=True, help="records to score (.csv or .parquet; with --engine spark a Parquet dir or glob)")
+    predict.add_argument("--output", required=True, help="scores (.parquet; with --engine spark a Parquet directory)")
     chosen = predict.add_mutually_exclusive_group()
     chosen.add_argument("--alias", help="registry alias (default: champion)")
     chosen.add_argument("--version", help="registry version number")
@@ -360,6 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of",
         metavar="TIMESTAMP",
         help="the time the batch stands for, ISO 8601 (no offset = UTC; default now; never in the future)",
+    )
+    predict.add_argument(
+        "--engine", choices=["local", "spark"], default="local",
+        help="local: stream the file in batches on this machine (default); spark: a Parquet directory or glob "
+        "(local or s3://) scored with mlflow.pyfunc.spark_udf, output written as a Parquet directory",
+    )
+    predict.add_argument(
+        "--batch-rows", type=int, default=50_000, metavar="N", help="local engine: rows per streamed batch (default 50000)"
     )
     label = command("label", "attach late labels (id, label, optional labelled_at) to the inference log", _label)
     label.add_argument("--input", required=True, help="labels (.csv or .parquet): id and label columns, optional labelled_at")

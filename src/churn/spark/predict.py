@@ -128,10 +128,13 @@ def predict_spark(
     from churn.spark.session import spark_session
     from churn.training.tracking import connect
 
-    scored_at = (datetime.now(timezone.utc) if now is None else now)
+    from churn.timestamps import refuse_future
+
+    scored_at = datetime.now(timezone.utc) if now is None else now
     if scored_at.tzinfo is None or scored_at.utcoffset() is None:
         raise ChurnError(f"now must be timezone-aware, got {scored_at!r}")
     scored_at = scored_at.astimezone(timezone.utc)
+    refuse_future(scored_at, "the batch's time (--as-of)")
     log_root = str(params.paths.inference_log if log_root is None else log_root)
     if output_path.rstrip("/") == input_path.rstrip("/"):
         raise ChurnError(f"output {output_path} would overwrite the input: choose another path")
