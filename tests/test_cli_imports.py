@@ -27,9 +27,7 @@ print(json.dumps({name: name in sys.modules for name in %r}))
 LIGHT = [
     ["gate"],
     ["summary"],
-    ["simulate", "--rows", "50", "--output", "raw.csv"],
     ["prep"],
-    ["validate"],
     ["predict", "--help"],
 ]
 
