@@ -23,7 +23,7 @@ from churn.deployment import inference_log
 from churn.servable.pyfunc import ChurnModel
 from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
-from churn.deployment.records import open_records
+from churn.deployment.records import open_records, whole_file_facts
 from churn.deployment.stream import DEFAULT_BATCH_ROWS, ParquetParts, score_stream, temporary_sibling
 from churn.io import write_csv
 from churn.timestamps import aware_utc, refuse_future
@@ -178,6 +178,11 @@ def predict(
         connect(params)
         scorer, model_version = load_scorer(model_uri)
     dataset = scorer.dataset  # the contract the model was trained with
+    with progress.phase(f"reading {input_path}") as step:
+        # One pass over the id column: repeated ids and the row count, for the whole file.
+        facts = whole_file_facts(records, dataset)
+        if facts.rows is not None:
+            step.done(f"{facts.rows:,} rows")
     log_file: Path | None = inference_log.new_log_file(log_root, scored_at)
     assert log_file is not None
     rejected_file = rejected_path_for(output_path)
@@ -193,10 +198,10 @@ def predict(
             )
 
         try:
-            with progress.task("scoring", total=records.rows, unit="rows") as scoring:
+            with progress.task("scoring", total=facts.rows, unit="rows") as scoring:
                 totals = score_stream(
                     scorer, records, source=str(input_path), batch_rows=batch_rows, on_scored=write,
-                    on_rows=scoring.advance,
+                    on_rows=scoring.advance, facts=facts,
                 )
             scores.close(lambda: output_frame(_no_scores(dataset), dataset, model_version, scored_at))
             logged.close(None)

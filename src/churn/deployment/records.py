@@ -123,6 +123,7 @@ class WholeFileFacts:
 
     duplicated_ids: frozenset
     float_codes_as_text: tuple[str, ...]
+    rows: int | None = None  # counted by the id pass; None when there is no id column
 
     def split_duplicates(self, batch: pd.DataFrame, id_column: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(rows whose id is unique in the file, rows whose id is repeated somewhere)."""
@@ -148,10 +149,12 @@ def _id_keys(ids: pd.Series) -> pd.Series:
 
 def whole_file_facts(records: RecordFile, dataset: Dataset) -> WholeFileFacts:
     duplicated: frozenset = frozenset()
+    rows = None
     if dataset.id_column in records.columns:
         keys = _id_keys(_read_columns(records, [dataset.id_column])[dataset.id_column])
         repeated = keys[keys.duplicated(keep=False)]
         duplicated = frozenset(repeated.tolist())
+        rows = len(keys)
     as_text: list[str] = []
     if not records.is_csv:
         schema = pq.read_schema(records.path)
@@ -166,4 +169,4 @@ def whole_file_facts(records: RecordFile, dataset: Dataset) -> WholeFileFacts:
                 present = values[column].dropna()
                 if not (present == np.floor(present)).all():
                     as_text.append(column)
-    return WholeFileFacts(duplicated, tuple(as_text))
+    return WholeFileFacts(duplicated, tuple(as_text), rows)

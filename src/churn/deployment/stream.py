@@ -129,10 +129,11 @@ def score_stream(
     batch_rows: int,
     on_scored: Callable[[pd.DataFrame], None],
     on_rows: Callable[[int], object] | None = None,
+    facts: rec.WholeFileFacts | None = None,
 ) -> StreamTotals:
     """Score every batch of `records` with `scorer.score`; hand each batch's scored rows to
     `on_scored` in input order; return the totals and every rejected row."""
-    facts = rec.whole_file_facts(records, scorer.dataset)
+    facts = rec.whole_file_facts(records, scorer.dataset) if facts is None else facts
     id_column = scorer.dataset.id_column
     read_rows = scored_rows = 0
     rejected: list[pd.DataFrame] = []
