@@ -25,7 +25,7 @@ import pandas as pd
 
 from churn.config import Dataset, Params
 from churn.deployment import inference_log
-from churn.deployment.scoring import PREDICTION, PROBABILITY
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
 
 REASONS = "rejection_reasons"
@@ -61,8 +61,8 @@ def _validate_and_clean(dataset: Dataset, raw_columns: list[str]):
     clean_columns = [*dataset.key_columns, *dataset.feature_columns]
 
     def run(group: pd.DataFrame) -> pd.DataFrame:
-        from churn.prep.clean import clean_features
-        from churn.prep.contract import validate_rows
+        from churn.core.clean import clean_features
+        from churn.core.contract import validate_rows
 
         raw = group[raw_columns].reset_index(drop=True)
         valid, rejected = validate_rows(raw, dataset, source="spark input")
@@ -85,28 +85,6 @@ def _validate_and_clean(dataset: Dataset, raw_columns: list[str]):
     return run
 
 
-def _resolve_version(params: Params, alias: str | None, version: str | None) -> tuple[str, str]:
-    """(models:/name/<version> to load, the version), as the default engine resolves it."""
-    from mlflow import MlflowClient
-
-    from churn.deployment.batch import PROMOTE_FIX, STORE_FIX, _BY_ALIAS, _BY_VERSION, _is_missing, resolve_model_uri
-
-    uri = resolve_model_uri(params, alias, version)
-    by_alias, by_version = _BY_ALIAS.match(uri), _BY_VERSION.match(uri)
-    try:
-        client = MlflowClient()
-        found = (
-            client.get_model_version_by_alias(by_alias["name"], by_alias["alias"])
-            if by_alias
-            else client.get_model_version(by_version["name"], by_version["version"])
-        )
-    except Exception as exc:
-        if _is_missing(exc):
-            raise ChurnError(f"{uri} does not exist in the model registry ({exc}): {PROMOTE_FIX}") from None
-        raise ChurnError(f"cannot read {uri} from the model registry ({exc.__class__.__name__}: {exc}): {STORE_FIX}") from None
-    return uri, str(found.version)
-
-
 def predict_spark(
     params: Params,
     input_path: str,
@@ -124,26 +102,23 @@ def predict_spark(
 
     import mlflow.pyfunc
 
-    from churn.deployment.batch import load_scorer
+    from churn.core.tracking import connect
+    from churn.deployment.batch import load_scorer, resolve_model_uri
     from churn.spark.session import spark_session
-    from churn.training.tracking import connect
+    from churn.timestamps import aware_utc, refuse_future
 
-    from churn.timestamps import refuse_future
-
-    scored_at = datetime.now(timezone.utc) if now is None else now
-    if scored_at.tzinfo is None or scored_at.utcoffset() is None:
-        raise ChurnError(f"now must be timezone-aware, got {scored_at!r}")
-    scored_at = scored_at.astimezone(timezone.utc)
+    scored_at = aware_utc(datetime.now(timezone.utc) if now is None else now, "now")
     refuse_future(scored_at, "the batch's time (--as-of)")
     log_root = str(params.paths.inference_log if log_root is None else log_root)
     if output_path.rstrip("/") == input_path.rstrip("/"):
         raise ChurnError(f"output {output_path} would overwrite the input: choose another path")
 
     connect(params)
-    model_uri, model_version = _resolve_version(params, alias, version)
+    model_uri = resolve_model_uri(params, alias, version)
+    # The alias resolved to its version, and that version loaded: its contract is the one the
+    # executors apply, and the same version is what spark_udf scores with.
+    scorer, model_version = load_scorer(model_uri)
     pinned = f"models:/{params.registry.model_name}/{model_version}"
-    # The contract the model was trained with, from the model itself (as the default engine).
-    scorer, _ = load_scorer(pinned)
     dataset: Dataset = scorer.dataset
     spark = spark or spark_session()
 
