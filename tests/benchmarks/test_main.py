@@ -1,0 +1,31 @@
+"""`python -m benchmarks --quick` runs end to end (CI exercises it); no time is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_measures_every_step(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out), "--workdir", str(tmp_path / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = json.loads(out.read_text())["rows"]
+    steps = {row["step"].strip() for row in rows}
+    assert {"bare scikit-learn", "dvc repro (all stages)", "no-op dvc repro", "churn predict",
+            "REST 1 record(s)", "REST 1000 record(s)", "monitor"} <= steps
+    assert {f"stage {s}" for s in ("prep", "train", "validate", "evaluate")} <= steps
+    measured = [r for r in rows if r["step"] in ("bare scikit-learn", "dvc repro (all stages)", "churn predict")]
+    assert all(r["wall_s"] > 0 and r["peak_mb"] > 0 for r in measured)
+    assert "| rows | step | wall s |" in done.stdout and "cores" in done.stdout
