@@ -16,7 +16,8 @@ import yaml
 
 
 def main(raw_path: str, params_path: str) -> int:
-    params = yaml.safe_load(open(params_path))
+    with open(params_path) as handle:
+        params = yaml.safe_load(handle)
     threads = str(params.get("runtime", {}).get("threads", 1))
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, threads)

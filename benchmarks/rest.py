@@ -11,7 +11,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -20,8 +20,8 @@ try:
     main(sys.argv[1:])
 except SystemExit:
     pass
-print(json.dumps({name: name in sys.modules for name in %r}))
-""" % (HEAVY,)
+print(json.dumps({name: name in sys.modules for name in HEAVY}))
+""".replace("HEAVY", repr(HEAVY))
 
 # Commands run in an empty directory: most fail on the missing data, after their imports.
 LIGHT = [

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from churn.data.simulate import simulate
-from churn.deployment import records as rec
-from churn.servable.pyfunc import ChurnModel
-from churn.deployment.stream import POSITION, score_stream
-from churn.errors import ChurnError
 from churn.core.clean import clean_features, encode_labels
 from churn.core.contract import REASONS_COLUMN, validate_raw
+from churn.data.simulate import simulate
+from churn.deployment import records as rec
+from churn.deployment.stream import POSITION, score_stream
+from churn.errors import ChurnError
+from churn.servable.pyfunc import ChurnModel
 from churn.training.pipeline import build_pipeline
 
 WHOLE = 10**9  # one batch: the whole frame at once

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -20,12 +20,12 @@ import pandas as pd
 from churn import progress
 from churn.config import Params
 from churn.deployment import inference_log
-from churn.servable.pyfunc import ChurnModel
-from churn.servable.scoring import PREDICTION, PROBABILITY
-from churn.errors import ChurnError
 from churn.deployment.records import open_records, whole_file_facts
 from churn.deployment.stream import DEFAULT_BATCH_ROWS, ParquetParts, score_stream, temporary_sibling
+from churn.errors import ChurnError
 from churn.io import write_csv
+from churn.servable.pyfunc import ChurnModel
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.timestamps import aware_utc, refuse_future
 
 DEFAULT_ALIAS = "champion"
@@ -163,7 +163,7 @@ def predict(
         raise ChurnError(f"output {output_path} must be a .parquet file")
     if output_path.resolve() == input_path.resolve():
         raise ChurnError(f"output {output_path} would overwrite the input: choose another path")
-    scored_at = aware_utc(datetime.now(timezone.utc) if now is None else now, "now")
+    scored_at = aware_utc(datetime.now(UTC) if now is None else now, "now")
     # `now` is the time the batch stands for (`churn predict --as-of`): a replay or backfill
     # may be in the past, never in the future.
     refuse_future(scored_at, "the batch's time (--as-of)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ class RecordFile:
         return self.path.suffix.lower() == ".csv"
 
 
-def _csv_args() -> dict:
+def _csv_args() -> dict[str, Any]:
     # Everything as text, only the empty field missing: what churn.core.contract.read_raw_csv does.
     return {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
@@ -121,7 +122,7 @@ class WholeFileFacts:
     """What batches cannot see alone: ids repeated anywhere, and float-coded categoricals
     that hold a non-integral value somewhere (read as text, as the whole frame would)."""
 
-    duplicated_ids: frozenset
+    duplicated_ids: frozenset[str | None]
     float_codes_as_text: tuple[str, ...]
     rows: int | None = None  # counted by the id pass; None when there is no id column
 
@@ -148,7 +149,7 @@ def _id_keys(ids: pd.Series) -> pd.Series:
 
 
 def whole_file_facts(records: RecordFile, dataset: Dataset) -> WholeFileFacts:
-    duplicated: frozenset = frozenset()
+    duplicated: frozenset[str | None] = frozenset()
     rows = None
     if dataset.id_column in records.columns:
         keys = _id_keys(_read_columns(records, [dataset.id_column])[dataset.id_column])

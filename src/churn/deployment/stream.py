@@ -13,6 +13,7 @@ order, so scores, rejected rows and log rows equal what scoring the whole frame 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections import deque
@@ -20,7 +21,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -28,6 +31,10 @@ import pyarrow.parquet as pq
 
 from churn.deployment import records as rec
 from churn.errors import ChurnError
+from churn.servable.scoring import ScoredBatch
+
+if TYPE_CHECKING:  # typing only: the pyfunc module imports MLflow
+    from churn.servable.pyfunc import ChurnModel
 
 DEFAULT_BATCH_ROWS = 50_000
 # A column no input has: carries each row's position through validation, so rejected rows
@@ -92,10 +99,9 @@ class ParquetParts:
 
     def abort(self) -> None:
         if self._writer is not None:
-            try:
+            # Already failing: the first error is the one to report.
+            with contextlib.suppress(Exception):
                 self._writer.close()
-            except Exception:  # already failing: the first error is the one to report
-                pass
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class StreamTotals:
 
 def _in_order(pool: ThreadPoolExecutor, work: Iterator[Callable[[], object]], ahead: int) -> Iterator[object]:
     """Run the callables with at most `ahead` in flight; yield results in submission order."""
-    pending: deque[Future] = deque()
+    pending: deque[Future[object]] = deque()
     for job in work:
         pending.append(pool.submit(job))
         if len(pending) >= ahead:
@@ -116,13 +122,17 @@ def _in_order(pool: ThreadPoolExecutor, work: Iterator[Callable[[], object]], ah
         yield pending.popleft().result()
 
 
+def _score(scorer: ChurnModel, frame: pd.DataFrame, source: str) -> tuple[int, ScoredBatch]:
+    return len(frame), scorer.score(frame, source=source)
+
+
 def workers() -> int:
     """Two batches in flight per core: one being validated, one in the model."""
     return max(2, (os.cpu_count() or 1))
 
 
 def score_stream(
-    scorer,
+    scorer: ChurnModel,
     records: rec.RecordFile,
     *,
     source: str,
@@ -149,9 +159,9 @@ def score_stream(
             if len(dup):
                 repeated.append(dup)
             if len(unique):
-                yield lambda frame=unique: (len(frame), scorer.score(frame, source=source))
+                yield partial(_score, scorer, unique, source)
 
-    def take(rows: int, result) -> None:
+    def take(rows: int, result: ScoredBatch) -> None:
         nonlocal scored_rows
         if len(result.scored) + len(result.rejected) != rows:
             raise ChurnError(
@@ -167,7 +177,8 @@ def score_stream(
             rejected.append(result.rejected)
 
     with ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="churn-score") as pool:
-        for rows, result in _in_order(pool, batches(), ahead=workers()):  # type: ignore[misc]
+        for done in _in_order(pool, batches(), ahead=workers()):
+            rows, result = cast(tuple[int, ScoredBatch], done)
             take(rows, result)
     if read_rows == 0:
         # No rows: the contract's table check answers (no data rows), as for the whole frame.

@@ -73,7 +73,7 @@ class DeclaredPandasDataset(PandasDataset):
         super().__init__(df, **kwargs)
 
     @property
-    def schema(self) -> Schema:  # type: ignore[override]  # a cached_property in the base
+    def schema(self) -> Schema:  # a cached_property in the base
         return self._declared_schema
 
 

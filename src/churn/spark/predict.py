@@ -16,8 +16,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ import pandas as pd
 
 from churn.config import Dataset, Params
 from churn.deployment import inference_log
-from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.errors import ChurnError
+from churn.servable.scoring import PREDICTION, PROBABILITY
 
 REASONS = "rejection_reasons"
 CLEAN_PREFIX = "__clean__"
@@ -56,7 +57,7 @@ def _clean_type(column: str, dataset: Dataset) -> str:
     return "double" if column in dataset.numeric else "string"
 
 
-def _validate_and_clean(dataset: Dataset, raw_columns: list[str]):
+def _validate_and_clean(dataset: Dataset, raw_columns: list[str]) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The pandas function each group runs: raw values kept, reasons or cleaned features added."""
     clean_columns = [*dataset.key_columns, *dataset.feature_columns]
 
@@ -96,18 +97,17 @@ def predict_spark(
     now: datetime | None = None,
     spark: Any = None,
 ) -> SparkPredictResult:
+    import mlflow.pyfunc
     from pyspark.sql import functions as F
     from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
     from pyspark.storagelevel import StorageLevel
-
-    import mlflow.pyfunc
 
     from churn.core.tracking import connect
     from churn.deployment.batch import load_scorer, resolve_model_uri
     from churn.spark.session import spark_session
     from churn.timestamps import aware_utc, refuse_future
 
-    scored_at = aware_utc(datetime.now(timezone.utc) if now is None else now, "now")
+    scored_at = aware_utc(datetime.now(UTC) if now is None else now, "now")
     refuse_future(scored_at, "the batch's time (--as-of)")
     log_root = str(params.paths.inference_log if log_root is None else log_root)
     if output_path.rstrip("/") == input_path.rstrip("/"):
