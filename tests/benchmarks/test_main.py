@@ -24,7 +24,8 @@ def test_quick_benchmark_measures_every_step(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     steps = {row["step"].strip() for row in rows}
     assert {"bare scikit-learn", "dvc repro (all stages)", "no-op dvc repro", "churn predict",
-            "REST 1 record(s)", "REST 1000 record(s)", "monitor"} <= steps
+            "REST 1 record(s)", "REST 1000 record(s)"} <= steps
+    assert any(step.startswith("monitor") for step in steps)
     assert {f"stage {s}" for s in ("prep", "train", "validate", "evaluate")} <= steps
     measured = [r for r in rows if r["step"] in ("bare scikit-learn", "dvc repro (all stages)", "churn predict")]
     assert all(r["wall_s"] > 0 and r["peak_mb"] > 0 for r in measured)
