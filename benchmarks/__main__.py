@@ -9,7 +9,7 @@ REST latencies once, on the smallest project; the monitor benchmark when
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import inspect
 import json
 import shutil
@@ -106,15 +106,17 @@ def bench_monitor(sizes: tuple[int, ...], workdir: Path, quick: bool) -> list[Ro
     path = Path(__file__).with_name("monitor.py")
     if not path.is_file():
         return [Row(0, "monitor", note="not measured: benchmarks/monitor.py (run(rows, ...) -> dict) is not there")]
-    spec = importlib.util.spec_from_file_location("benchmarks.monitor", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # Imported by name (not from a file spec): it starts spawned processes that must find it.
+    module = importlib.import_module("benchmarks.monitor")
     accepted = inspect.signature(module.run).parameters
     rows = []
     for size in sizes:
         extra = {k: v for k, v in (("workdir", workdir / f"monitor-{size}"), ("quick", quick)) if k in accepted}
-        result = module.run(size, **extra)
+        try:
+            result = module.run(size, **extra)
+        except Exception as exc:  # report it in the table; the other figures still stand
+            rows.append(Row(size, "monitor", note=f"failed: {exc.__class__.__name__}: {str(exc)[:200]}"))
+            continue
         # Its figures: one run over the whole log ("full") and an incremental one-day run.
         for name in ("full", "incremental_one_day"):
             figures = result.get(name)
