@@ -48,10 +48,13 @@ def _mlflow_type(arrow_type: pa.DataType) -> DataType:
 def declared_schema(frame: pd.DataFrame, parquet_path: str | Path) -> Schema:
     """The frame's MLflow schema: types from the Parquet file it was read from, `required`
     where the column holds no null (what inference would say, without the walk)."""
-    file_schema = pq.read_schema(parquet_path)
-    missing = [column for column in frame.columns if column not in file_schema.names]
-    if missing:
-        raise ChurnError(f"{parquet_path} does not declare columns {missing}: rerun `dvc repro prep`.")
+    try:
+        file_schema = pq.read_schema(parquet_path)
+    except (OSError, pa.ArrowException):
+        file_schema = None
+    if file_schema is None or any(column not in file_schema.names for column in frame.columns):
+        # A frame that is not (exactly) the file: pyarrow types it from the values, in C++.
+        file_schema = pa.Schema.from_pandas(frame, preserve_index=False)
     has_nulls = frame.isna().any()
     return Schema(
         [
