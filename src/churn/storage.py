@@ -14,6 +14,8 @@ Object-store settings come from the usual environment: for S3, `AWS_ACCESS_KEY_I
 from __future__ import annotations
 
 import io
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,49 @@ class Folder:
         except Exception as exc:
             raise self._remote_error("write to", exc) from None
         return f"{str(self.root).rstrip('/')}/{name}"
+
+    def put_file(self, name: str, source: str | Path) -> str | Path:
+        """Move the finished file `source` into this folder as `name`, whole or not at all;
+        the file's location. Locally a rename, so `source` must be on the same filesystem
+        (a hidden sibling of the target). In an object store, `source` is a local file
+        (one upload, visible only when complete, multipart included) or an object of the
+        same store (one server-side copy, then the source is deleted)."""
+        if not self.remote:
+            target = Path(self.root) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+            return target
+        fs, path = self._fs()
+        try:
+            if is_url(source):
+                _, source_path = fsspec_path(str(source))
+                fs.copy(source_path, f"{path}/{name}")
+                fs.rm(source_path)
+            else:
+                fs.put_file(str(source), f"{path}/{name}")
+        except Exception as exc:
+            raise self._remote_error("write to", exc) from None
+        return f"{str(self.root).rstrip('/')}/{name}"
+
+    def remove(self) -> None:
+        """Delete this folder and everything in it (staging folders; never the log itself)."""
+        if not self.remote:
+            shutil.rmtree(self.root, ignore_errors=True)
+            return
+        fs, path = self._fs()
+        try:
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        except Exception as exc:
+            raise self._remote_error("remove", exc) from None
+
+
+def fsspec_path(url: str) -> tuple[Any, str]:
+    """The filesystem and path fsspec gives for `url`."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path
 
 
 def read_parquet(file: str | Path, columns: list[str] | None = None) -> pd.DataFrame:

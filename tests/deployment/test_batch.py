@@ -418,8 +418,53 @@ def test_a_failed_log_append_keeps_earlier_scores_as_they_were(store, batch_csv,
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(batch.inference_log, "append", full_disk)
+    # The streamed batch reaches the log through churn.storage's put_file (no `append` call).
+    from churn.storage import Folder
+
+    monkeypatch.setattr(Folder, "put_file", full_disk)
     with pytest.raises(ChurnError, match="No space left on device"):
         run(store, batch_csv, now=NOW + pd.Timedelta(days=1))
     assert (tmp_path / "scored.parquet").read_bytes() == before
     assert len(read_log(tmp_path / "log")) == logged_before
+
+
+# --- the inference log through churn.storage: log first, then scores ----------------------------
+
+def test_a_failed_log_write_leaves_no_scores_and_no_log_file(store, batch_csv, tmp_path, monkeypatch):
+    from churn.storage import Folder
+
+    def refuse(self, name, source):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Folder, "put_file", refuse)
+    with pytest.raises(ChurnError, match=r"inference log log failed .*not written to scored.parquet either"):
+        run(store, batch_csv, batch_rows=100)
+    assert not (tmp_path / "scored.parquet").exists()
+    assert written(tmp_path) == []  # no score file, no log file, no staging file left behind
+
+
+def test_streamed_batches_log_through_storage_like_one_batch(store, batch_csv, tmp_path):
+    run(store, batch_csv, "whole.parquet", log_root="whole-log")
+    streamed = run(store, batch_csv, "streamed.parquet", log_root="streamed-log", batch_rows=70)
+    assert isinstance(streamed.log_file, Path) and streamed.log_file.name.startswith("part-")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "whole.parquet"), pd.read_parquet(tmp_path / "streamed.parquet"))
+    dataset = store.params.dataset
+    pd.testing.assert_frame_equal(
+        read_log(tmp_path / "whole-log", dataset=dataset), read_log(tmp_path / "streamed-log", dataset=dataset)
+    )
+    assert [p.name.startswith(".") for p in written(tmp_path / "streamed-log")] == [False]
+
+
+def test_predict_logs_to_an_object_store_as_one_object(store, batch_csv, tmp_path, s3):
+    import uuid
+
+    root = f"s3://{s3.bucket}/predict-{uuid.uuid4().hex[:8]}"
+    result = run(store, batch_csv, log_root=root, batch_rows=100)
+    assert isinstance(result.log_file, str) and result.log_file.startswith(f"{root}/date=2026-11-26/part-")
+    keys = s3.keys(root.split("/", 3)[3] + "/")
+    assert len(keys) == 1 and keys[0].endswith(".parquet")
+    log = read_log(root, dataset=store.params.dataset)
+    out = pd.read_parquet(tmp_path / "scored.parquet")
+    assert log["customerID"].tolist() == out["customerID"].tolist()
+    np.testing.assert_array_equal(log["churn_probability"], out["churn_probability"])
+    assert not (tmp_path / "log").exists() and [p.name for p in written(tmp_path)] == ["scored.parquet"]

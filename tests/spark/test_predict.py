@@ -76,6 +76,12 @@ def test_spark_scores_like_the_default_engine(store, spark, tmp_path):
         spark_log.sort_values(key).reset_index(drop=True), default_log.sort_values(key).reset_index(drop=True),
         check_exact=False, rtol=0, atol=1e-12,
     )
+    # One log file per batch through churn.storage, named like the default engine's; the
+    # hidden staging folder Spark wrote into is gone.
+    spark_files = sorted(p.relative_to(tmp_path / "spark-log") for p in (tmp_path / "spark-log").rglob("*"))
+    default_files = sorted(p.relative_to(tmp_path / "default-log") for p in (tmp_path / "default-log").rglob("*"))
+    assert [p.parent for p in spark_files] == [p.parent for p in default_files]
+    assert len(spark_files) == 2 and spark_files[1].name.startswith("part-2026")
 
 
 def test_missing_column_writes_nothing(store, spark, tmp_path):

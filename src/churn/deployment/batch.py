@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from churn import progress
-from churn.config import Params
+from churn.config import Dataset, Params, is_url
 from churn.deployment import inference_log
 from churn.deployment.records import open_records, whole_file_facts
 from churn.deployment.stream import DEFAULT_BATCH_ROWS, ParquetParts, score_stream, temporary_sibling
@@ -26,6 +29,7 @@ from churn.errors import ChurnError
 from churn.io import write_csv
 from churn.servable.pyfunc import ChurnModel
 from churn.servable.scoring import PREDICTION, PROBABILITY
+from churn.storage import Folder
 from churn.timestamps import aware_utc, refuse_future
 
 DEFAULT_ALIAS = "champion"
@@ -44,7 +48,7 @@ class PredictResult:
     scored_rows: int
     rejected_rows: int
     rejected_path: Path | None
-    log_file: Path | None
+    log_file: Path | str | None  # a URL when the log is in an object store
     model_uri: str
     model_version: str
 
@@ -114,7 +118,7 @@ def load_scorer(model_uri: str) -> tuple[ChurnModel, str]:
     return scorer, version
 
 
-def output_frame(scored: pd.DataFrame, dataset, model_version: str, scored_at: datetime) -> pd.DataFrame:
+def output_frame(scored: pd.DataFrame, dataset: Dataset, model_version: str, scored_at: datetime) -> pd.DataFrame:
     """The score file's rows for scored records: key, probability, decision, version, time, label."""
     output = scored[dataset.key_columns].reset_index(drop=True).copy()
     output[dataset.id_column] = output[dataset.id_column].astype(str)
@@ -130,9 +134,22 @@ def output_frame(scored: pd.DataFrame, dataset, model_version: str, scored_at: d
     return output
 
 
-def _no_scores(dataset) -> pd.DataFrame:
+def _no_scores(dataset: Dataset) -> pd.DataFrame:
     columns = {column: pd.Series(dtype=object) for column in dataset.key_columns}
     return pd.DataFrame({**columns, PROBABILITY: pd.Series(dtype="float64"), PREDICTION: pd.Series(dtype="int64")})
+
+
+@contextmanager
+def _staging(folder: Folder, name: str) -> Iterator[Path]:
+    """A local file to stream the log rows to before `Folder.put_file`: a hidden sibling of
+    the log file on local disk (the move is then a rename; readers skip dot files), a
+    temporary directory's file for an object store (then one upload)."""
+    if not folder.remote:
+        with temporary_sibling(Path(folder.root) / name) as tmp:
+            yield tmp
+        return
+    with tempfile.TemporaryDirectory(prefix="churn-log-") as directory:
+        yield Path(directory) / name
 
 
 def rejected_path_for(output: str | Path) -> Path:
@@ -168,7 +185,7 @@ def predict(
     # may be in the past, never in the future.
     refuse_future(scored_at, "the batch's time (--as-of)")
     model_uri = resolve_model_uri(params, alias, version)
-    log_root = Path(params.paths.inference_log if log_root is None else log_root)
+    log_root = params.paths.inference_log if log_root is None else log_root
 
     # Everything that can fail for the table as a whole fails before the first write; the
     # first batch answers for the table (a missing column, no rows) before anything is moved
@@ -183,10 +200,12 @@ def predict(
         facts = whole_file_facts(records, dataset)
         if facts.rows is not None:
             step.done(f"{facts.rows:,} rows")
-    log_file: Path | None = inference_log.new_log_file(log_root, scored_at)
-    assert log_file is not None
+    # The log file's place through churn.storage (local or object store); its rows are
+    # streamed to a local staging file and put in place whole, before the scores.
+    log_dir, log_name = inference_log.new_log_file(log_root, scored_at)
+    log_file: Path | str | None = None
     rejected_file = rejected_path_for(output_path)
-    with temporary_sibling(output_path) as output_tmp, temporary_sibling(log_file) as log_tmp:
+    with temporary_sibling(output_path) as output_tmp, _staging(log_dir, log_name) as log_tmp:
         scores, logged = ParquetParts(output_tmp), ParquetParts(log_tmp)
 
         def write(scored: pd.DataFrame) -> None:
@@ -213,15 +232,18 @@ def predict(
         # The log entry first: scores never stand without it.
         if totals.scored_rows:
             try:
-                os.replace(log_tmp, log_file)
-            except OSError as exc:
+                log_file = log_dir.put_file(log_name, log_tmp)
+            except (OSError, ChurnError) as exc:
+                fix = (
+                    "fix the object store's address, credentials or bucket"
+                    if is_url(str(log_root))
+                    else "fix the log directory's permissions or space"
+                )
                 raise ChurnError(
                     f"appending the scores to the inference log {log_root} failed ({exc}), so they were not "
-                    f"written to {output_path} either (nothing was logged, no score file was changed): fix "
-                    "the log directory's permissions or space and rerun"
+                    f"written to {output_path} either (nothing was logged, no score file was changed): {fix} "
+                    "and rerun"
                 ) from None
-        else:
-            log_file = None
         try:
             if len(rejected):
                 write_csv(rejected_file, rejected)

@@ -7,8 +7,9 @@
 2. Valid rows are scored by `mlflow.pyfunc.spark_udf` on the same registry version the
    default engine loads (an alias is resolved to its version first): the same pyfunc,
    contract, cleaning and probabilities.
-3. The scored rows are appended to the inference log as Parquet partitioned by
-   `date=YYYY-MM-DD` (the layout `churn.deployment.inference_log` reads), then the scores
+3. The scored rows are appended to the inference log as one new file in its
+   `date=YYYY-MM-DD` partition, moved in through `churn.storage` (whole or not at all,
+   local or object store, as the default engine's), then the scores
    are written; the log first, so scores never stand without their log entry. Rejected
    rows go to `<output>.rejected/` with their reasons.
 """
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from churn.config import Dataset, Params
 from churn.deployment import inference_log
 from churn.errors import ChurnError
 from churn.servable.scoring import PREDICTION, PROBABILITY
+from churn.storage import Folder
 
 REASONS = "rejection_reasons"
 CLEAN_PREFIX = "__clean__"
@@ -183,7 +186,7 @@ def predict_spark(
             F.lit(scored_at.date().isoformat()).alias(inference_log.DATE),
         )
         if scored_rows:
-            log_rows.write.mode("append").partitionBy(inference_log.DATE).parquet(log_root)
+            _append_log(log_rows.drop(inference_log.DATE), log_root, scored_at)
         output_columns = [
             F.col(CLEAN_PREFIX + c).alias(c) for c in dataset.key_columns
         ] + [F.col(PROBABILITY), F.col(PREDICTION), F.col(inference_log.MODEL_VERSION), F.col(inference_log.SCORED_AT)]
@@ -221,3 +224,25 @@ def _remove_stale(spark: Any, directory: str) -> None:
     fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if fs.exists(path):
         fs.delete(path, True)
+
+
+def _append_log(rows: Any, log_root: str, scored_at: datetime) -> None:
+    """Append the batch's log rows as ONE new log file through `churn.storage`, the way the
+    default engine does: Spark writes it into a hidden staging folder inside the date
+    partition (readers list only `part-*` files of a partition, so they never see it), then
+    the finished file is moved in under the log's own name (a rename locally, a server-side
+    copy in an object store), so the batch appears whole or not at all."""
+    directory, name = inference_log.new_log_file(log_root, scored_at)
+    staging: Folder = directory.child(f".spark-{uuid.uuid4().hex}")
+    try:
+        # One file: `scored` is persisted, so only this write runs in one task, not the scoring.
+        rows.coalesce(1).write.mode("errorifexists").parquet(str(staging))
+        parts = staging.files("part-", ".parquet")
+        if len(parts) != 1:
+            raise ChurnError(
+                f"Spark wrote {len(parts)} files for the log batch in {staging}, expected 1: nothing was "
+                "logged and no scores were written"
+            )
+        directory.put_file(name, parts[0])
+    finally:
+        staging.remove()
