@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from churn.deployment import inference_log
 from churn.deployment.records import open_records, whole_file_facts
 from churn.deployment.stream import DEFAULT_BATCH_ROWS, ParquetParts, score_stream, temporary_sibling
 from churn.errors import ChurnError
-from churn.io import write_csv
+from churn.io import output_set, write_csv
 from churn.servable.pyfunc import ChurnModel
 from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.storage import Folder
@@ -139,6 +139,19 @@ def _no_scores(dataset: Dataset) -> pd.DataFrame:
     return pd.DataFrame({**columns, PROBABILITY: pd.Series(dtype="float64"), PREDICTION: pd.Series(dtype="int64")})
 
 
+def _log_failed(log_root: str | Path, output_path: Path, exc: Exception) -> ChurnError:
+    fix = (
+        "fix the object store's address, credentials or bucket"
+        if is_url(str(log_root))
+        else "fix the log directory's permissions or space"
+    )
+    return ChurnError(
+        f"appending the scores to the inference log {log_root} failed ({exc}), so they were not "
+        f"written to {output_path} either (nothing was logged, no score file was changed): {fix} "
+        "and rerun"
+    )
+
+
 @contextmanager
 def _staging(folder: Folder, name: str) -> Iterator[Path]:
     """A local file to stream the log rows to before `Folder.put_file`: a hidden sibling of
@@ -205,7 +218,12 @@ def predict(
     log_dir, log_name = inference_log.new_log_file(log_root, scored_at)
     log_file: Path | str | None = None
     rejected_file = rejected_path_for(output_path)
-    with temporary_sibling(output_path) as output_tmp, _staging(log_dir, log_name) as log_tmp:
+    with ExitStack() as stack:
+        output_tmp = stack.enter_context(temporary_sibling(output_path))
+        try:  # e.g. a file where the log's directory should be
+            log_tmp = stack.enter_context(_staging(log_dir, log_name))
+        except OSError as exc:
+            raise _log_failed(log_root, output_path, exc) from None
         scores, logged = ParquetParts(output_tmp), ParquetParts(log_tmp)
 
         def write(scored: pd.DataFrame) -> None:
@@ -234,23 +252,16 @@ def predict(
             try:
                 log_file = log_dir.put_file(log_name, log_tmp)
             except (OSError, ChurnError) as exc:
-                fix = (
-                    "fix the object store's address, credentials or bucket"
-                    if is_url(str(log_root))
-                    else "fix the log directory's permissions or space"
-                )
-                raise ChurnError(
-                    f"appending the scores to the inference log {log_root} failed ({exc}), so they were not "
-                    f"written to {output_path} either (nothing was logged, no score file was changed): {fix} "
-                    "and rerun"
-                ) from None
+                raise _log_failed(log_root, output_path, exc) from None
         try:
-            if len(rejected):
-                write_csv(rejected_file, rejected)
-            else:
+            # The score file and its rejected rows land together or not at all (main's output set).
+            with output_set() as out:
+                if len(rejected):
+                    write_csv(out.path(rejected_file), rejected)
+                os.replace(output_tmp, out.path(output_path))
+            if not len(rejected):
                 # A rejected file from an earlier run of the same output would describe other data.
                 rejected_file.unlink(missing_ok=True)
-            os.replace(output_tmp, output_path)
         except OSError as exc:
             done = f"the batch was logged to {log_file}, but" if log_file else "nothing was logged, and"
             raise ChurnError(
