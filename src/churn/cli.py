@@ -122,11 +122,11 @@ def _promote(args, params) -> int:
     with registry_errors("promote"):
         result = promote(params, model_md5=args.model_md5, force=args.force)
     name = params.registry.model_name
-    if not result["changed"]:
-        print(f"{name} v{result['version']} is already @champion: nothing to do")
+    if not result.changed:
+        print(f"{name} v{result.version} is already @champion: nothing to do")
     else:
-        before = f" (previous champion: v{result['previous']})" if result["previous"] else " (first champion)"
-        print(f"{name} v{result['version']} is now @champion{before}")
+        before = f" (previous champion: v{result.previous})" if result.previous else " (first champion)"
+        print(f"{name} v{result.version} is now @champion{before}")
     return 0
 
 
@@ -136,7 +136,7 @@ def _rollback(args, params) -> int:
 
     with registry_errors("rollback"):
         result = rollback(params)
-    print(f"{params.registry.model_name} @champion rolled back from v{result['rolled_back_from']} to v{result['version']}")
+    print(f"{params.registry.model_name} @champion rolled back from v{result.rolled_back_from} to v{result.version}")
     return 0
 
 
@@ -146,18 +146,23 @@ def _which(args, params) -> int:
 
     with registry_errors("which"):
         result = which(params)
-    if result["version"] is None:
-        print(f"model {result['model_md5']} is not in the registry {params.registry.model_name}")
+    name = params.registry.model_name
+    if result.version is None:
+        print(f"model {result.model_md5} is not in the registry {name}")
         return 1
-    aliases = ", ".join(f"@{a}" for a in result["aliases"]) or "no alias"
-    if result.get("state", "gated") != "gated":
+    aliases = ", ".join(f"@{a}" for a in result.aliases) or "no alias"
+    if result.state is not None and result.state.startswith("incomplete"):
         print(
-            f"model {result['model_md5']} is {params.registry.model_name} v{result['version']} ({aliases}; "
-            f"{result['state']}: created without a gate record by an interrupted `churn challenge`; "
+            f"model {result.model_md5} is {name} v{result.version} ({aliases}; "
+            f"{result.state}: created without a gate record by an interrupted `churn challenge`; "
             "rerun `churn challenge` to complete it)"
         )
         return 1
-    print(f"model {result['model_md5']} is {params.registry.model_name} v{result['version']} ({aliases}; gate {result['verdict']})")
+    state = "" if result.state in (None, "gated") else f"; {result.state}"
+    print(f"model {result.model_md5} is {name} v{result.version} ({aliases}; gate {result.verdict}{state})")
+    for event in result.history:
+        details = ", ".join(f"{key} {value}" for key, value in event.items() if key not in ("event", "at", "by"))
+        print(f"  {event.get('at', '?')}  {event.get('event', '?')} by {event.get('by', '?')}" + (f" ({details})" if details else ""))
     return 0
 
 

@@ -122,6 +122,31 @@ def test_a_rolled_back_version_is_not_promoted_without_force(workspace):
     assert as_dict(promote(workspace.params, force=True))["version"] == second
 
 
+def test_which_tells_the_story_of_promotions_and_rollbacks(workspace, capsys):
+    """After a rollback `which` says the version is out of service; after `--force` the
+    rollback is history, not state, and every step is listed with who and when."""
+    from churn import cli
+    from churn.registry.promotion import TAG_ROLLED_BACK_AT, which
+
+    first = workspace.crown("base")
+    second = workspace.crown("better")
+    rollback(workspace.params)
+    answer = which(workspace.params)
+    assert answer.version == second and answer.aliases == []
+    assert answer.state is not None and answer.state.startswith("rolled back on")
+    assert [e["event"] for e in answer.history] == ["promoted", f"rolled back to v{first}"]
+    assert all(e["by"] and e["at"] for e in answer.history)
+    promote(workspace.params, force=True)
+    answer = which(workspace.params)
+    assert answer.state == "gated" and answer.aliases == ["champion"]
+    assert TAG_ROLLED_BACK_AT not in workspace.version(second).tags
+    assert [e["event"] for e in answer.history] == [
+        "promoted", f"rolled back to v{first}", "re-promoted after a rollback (--force)"]
+    assert cli._which(None, workspace.params) == 0
+    printed = capsys.readouterr().out
+    assert "re-promoted after a rollback (--force)" in printed and f"rolled back to v{first}" in printed
+
+
 def test_a_recheck_that_passes_supersedes_the_acceptance(workspace):
     # v1 accepted before any champion; v2 then became champion; a recheck of v1 against v2
     # (a passing one) is the record that counts.
@@ -286,8 +311,10 @@ def test_which_names_the_version_its_aliases_and_verdict(workspace):
 
     version = workspace.crown("base")
     answer = as_dict(which(workspace.params))
+    history = answer.pop("history")
     assert answer == {"model_md5": workspace.project.md5s["base"], "version": version,
                       "aliases": ["champion"], "verdict": "passed", "state": "gated"}
+    assert [event["event"] for event in history] == ["promoted"]
     workspace.checkout("better")
     assert as_dict(which(workspace.params)) == {"model_md5": workspace.project.md5s["better"], "version": None,
-                                                "aliases": []}
+                                                "aliases": [], "verdict": None, "state": None, "history": []}

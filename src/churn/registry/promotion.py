@@ -7,9 +7,12 @@ was champion before it, so a rollback needs nothing but the registry.
 from __future__ import annotations
 
 import getpass
+import json
 import os
+from dataclasses import dataclass, field
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 from churn.config import Params
 from churn.errors import ChurnError
@@ -26,6 +29,47 @@ TAG_PREVIOUS = "promotion.previous_champion"
 TAG_ROLLED_BACK_AT = "rollback.at"
 TAG_ROLLED_BACK_BY = "rollback.by"
 TAG_ROLLED_BACK_FROM = "rollback.from_version"
+# The version's story, oldest first: promoted, rolled back, restored, re-promoted; by whom,
+# when, from which commit. `churn which` prints it.
+TAG_HISTORY = "history"
+HISTORY_EVENTS = 20  # the newest ones kept, so the tag stays under MLflow's size limit
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    version: str
+    previous: str | None
+    changed: bool
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    version: str
+    rolled_back_from: str
+
+
+@dataclass(frozen=True)
+class WhichResult:
+    model_md5: str
+    version: str | None
+    aliases: list[str] = field(default_factory=list)
+    verdict: str | None = None
+    state: str | None = None
+    history: list[dict[str, str]] = field(default_factory=list)
+
+
+def history_of(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    try:
+        events = json.loads(tags.get(TAG_HISTORY, "[]"))
+    except ValueError:
+        return []
+    return [event for event in events if isinstance(event, dict)] if isinstance(events, list) else []
+
+
+def _record_event(mlflow_client: Any, name: str, version: Any, event: str, stamp: str, who: str, **details: str) -> None:
+    tags = mlflow_client.get_model_version(name, str(version)).tags or {}
+    events = [*history_of(tags), {"event": event, "at": stamp, "by": who, **details}][-HISTORY_EVENTS:]
+    mlflow_client.set_model_version_tag(name, str(version), TAG_HISTORY, json.dumps(events, sort_keys=True))
 
 
 def actor() -> str:
@@ -97,7 +141,7 @@ def _champion_text(version: str | None) -> str:
     return "no champion" if version in (None, "none") else f"v{version}"
 
 
-def promote(params: Params, model_md5: str | None = None, force: bool = False) -> dict:
+def promote(params: Params, model_md5: str | None = None, force: bool = False) -> PromotionResult:
     """Point @champion at this checkout's model (or the version holding `model_md5`).
 
     `force` re-promotes a version that a rollback took out of service; nothing overrides a
@@ -113,7 +157,7 @@ def promote(params: Params, model_md5: str | None = None, force: bool = False) -
         number, tags = str(version.version), version.tags
         current = versions.alias_version(mlflow_client, name, versions.CHAMPION)
         if current is not None and str(current.version) == number:
-            return {"version": number, "previous": current.tags.get(TAG_PREVIOUS), "changed": False}
+            return PromotionResult(number, current.tags.get(TAG_PREVIOUS) or None, changed=False)
         refusal = gate_refusal(params, tags, champion=str(current.version) if current is not None else None)
         if refusal:
             raise ChurnError(f"refusing to promote {name} v{number}: {refusal}")
@@ -124,21 +168,28 @@ def promote(params: Params, model_md5: str | None = None, force: bool = False) -
                 "with `churn promote --force`."
             )
         previous = str(current.version) if current is not None else ""
+        stamp, who, sha = now(), actor(), commit()
         for key, value in {
-            TAG_PROMOTED_AT: now(),
-            TAG_PROMOTED_BY: actor(),
-            TAG_PROMOTED_COMMIT: commit(),
+            TAG_PROMOTED_AT: stamp,
+            TAG_PROMOTED_BY: who,
+            TAG_PROMOTED_COMMIT: sha,
             TAG_PREVIOUS: previous,
         }.items():
             mlflow_client.set_model_version_tag(name, number, key, value)
-        if tags.get(versions.TAG_ROLLBACK_BLOCKED):
-            mlflow_client.delete_model_version_tag(name, number, versions.TAG_ROLLBACK_BLOCKED)
+        rolled_back = bool(tags.get(versions.TAG_ROLLBACK_BLOCKED))
+        if rolled_back:
+            # Re-promoted on purpose: the rollback is history now, not the version's state.
+            for key in (versions.TAG_ROLLBACK_BLOCKED, TAG_ROLLED_BACK_AT, TAG_ROLLED_BACK_BY):
+                if key in tags:
+                    mlflow_client.delete_model_version_tag(name, number, key)
         mlflow_client.set_registered_model_alias(name, versions.CHAMPION, number)
         versions.clear_challenger(mlflow_client, name, number)
-    return {"version": number, "previous": previous or None, "changed": True}
+        event = "re-promoted after a rollback (--force)" if rolled_back else "promoted"
+        _record_event(mlflow_client, name, number, event, stamp, who, commit=sha, replaced=previous or "none")
+    return PromotionResult(number, previous or None, changed=True)
 
 
-def rollback(params: Params) -> dict:
+def rollback(params: Params) -> RollbackResult:
     """Give @champion back to the version that held it before the current one."""
     name = params.registry.model_name
     mlflow_client = versions.client(params)
@@ -182,23 +233,33 @@ def rollback(params: Params) -> dict:
         mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_FROM, replaced)
         mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_AT, stamp)
         mlflow_client.set_model_version_tag(name, previous, TAG_ROLLED_BACK_BY, who)
-    return {"version": previous, "rolled_back_from": str(current.version)}
+        _record_event(mlflow_client, name, replaced, f"rolled back to v{previous}", stamp, who)
+        _record_event(mlflow_client, name, previous, f"restored as champion by a rollback of v{replaced}", stamp, who)
+    return RollbackResult(previous, str(current.version))
 
 
-def which(params: Params) -> dict:
+def which(params: Params) -> WhichResult:
     """Which registry version is the model in this checkout's dvc.lock?"""
     model = read_checkout_model(params)
     name = params.registry.model_name
     mlflow_client = versions.client(params)
     version = versions.find_version(mlflow_client, params, model.model_md5)
     if version is None:
-        return {"model_md5": model.model_md5, "version": None, "aliases": []}
+        return WhichResult(model.model_md5, None)
     # Search results leave aliases out; a direct get has them.
     version = mlflow_client.get_model_version(name, str(version.version))
-    return {
-        "model_md5": model.model_md5,
-        "version": str(version.version),
-        "aliases": sorted(version.aliases),
-        "verdict": version.tags.get(versions.TAG_VERDICT),
-        "state": versions.state(version),
-    }
+    tags = version.tags or {}
+    state = versions.state(version)
+    if state == "gated" and tags.get(versions.TAG_ROLLBACK_BLOCKED) == "true":
+        state = (
+            f"rolled back on {tags.get(TAG_ROLLED_BACK_AT, '?')} by {tags.get(TAG_ROLLED_BACK_BY, '?')}: "
+            "out of service until `churn promote --force`"
+        )
+    return WhichResult(
+        model_md5=model.model_md5,
+        version=str(version.version),
+        aliases=sorted(version.aliases),
+        verdict=tags.get(versions.TAG_VERDICT),
+        state=state,
+        history=history_of(tags),
+    )
