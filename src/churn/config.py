@@ -7,9 +7,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from churn.errors import ChurnError
 
@@ -92,7 +92,7 @@ class NumericColumn(_Strict):
     fill_missing_when: dict[str, list[str | float]] | None = None
 
     @model_validator(mode="after")
-    def _fill_condition_needs_a_fill(self) -> "NumericColumn":
+    def _fill_condition_needs_a_fill(self) -> NumericColumn:
         if self.fill_missing_when is not None and self.fill_missing is None:
             raise ValueError("fill_missing_when restricts fill_missing: set fill_missing too")
         return self
@@ -114,7 +114,7 @@ class Dataset(_Strict):
     default_max: float = Field(1e9, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
-    def _fill_conditions_name_columns(self) -> "Dataset":
+    def _fill_conditions_name_columns(self) -> Dataset:
         for name, spec in self.numeric.items():
             for column in spec.fill_missing_when or {}:
                 if column not in self.numeric and column not in self.categorical:
@@ -228,7 +228,7 @@ class Slices(_Strict):
     max_roc_auc_gap: float | None = None
 
     @model_validator(mode="after")
-    def _sorted_edges(self) -> "Slices":
+    def _sorted_edges(self) -> Slices:
         for column, edges in self.bins.items():
             if not edges or sorted(set(edges)) != list(edges):
                 raise ValueError(f"bins.{column} must be increasing, distinct edges")
@@ -258,7 +258,7 @@ class ComparisonRule(_Strict):
     max_increase: float | None = Field(None, ge=0)
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "ComparisonRule":
+    def _exactly_one(self) -> ComparisonRule:
         if (self.max_drop is None) == (self.max_increase is None):
             raise ValueError("give exactly one of max_drop (higher is better) or max_increase (lower is better)")
         return self
@@ -317,7 +317,7 @@ class MonitorBaseline(_Strict):
     file: Path | None = None
 
     @model_validator(mode="after")
-    def _file_given(self) -> "MonitorBaseline":
+    def _file_given(self) -> MonitorBaseline:
         if self.source == "file" and self.file is None:
             raise ValueError("source: file needs file: <path of a .parquet or .csv baseline>")
         return self
@@ -345,7 +345,7 @@ class MonitorRetrain(_Strict):
     max_positive_rate_shift: float | None = Field(0.1, ge=0)
 
     @model_validator(mode="after")
-    def _k_of_n(self) -> "MonitorRetrain":
+    def _k_of_n(self) -> MonitorRetrain:
         if self.min_violations > self.last_n:
             raise ValueError(f"min_violations ({self.min_violations}) cannot exceed last_n ({self.last_n})")
         return self
@@ -371,7 +371,7 @@ class Monitor(_Strict):
     drill_down_sample: int = Field(20000, gt=0)  # rows per side fed to evidently
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Monitor":
+    def _consistent(self) -> Monitor:
         # Granularity syntax and slice expressions are checked by `churn monitor` itself
         # (churn.monitoring.settings): importing that code here would make it a dependency
         # of every pipeline stage that loads this file.
@@ -401,7 +401,7 @@ class SearchParam(_Strict):
         return bool(bounds) and all(isinstance(b, int) for b in bounds)
 
     @model_validator(mode="after")
-    def _range_or_choices(self) -> "SearchParam":
+    def _range_or_choices(self) -> SearchParam:
         if self.choices is not None:
             if self.low is not None or self.high is not None or not self.choices:
                 raise ValueError("give either choices (non-empty) or low and high")
@@ -438,7 +438,7 @@ class Params(_Strict):
     tune: Tune = Tune()
 
     @model_validator(mode="after")
-    def _evidence_columns_exist(self) -> "Params":
+    def _evidence_columns_exist(self) -> Params:
         # Slices and protected attributes must be model features, caught at load time.
         features = set(self.dataset.feature_columns)
         slices, fairness = self.validation.slices, self.validation.fairness

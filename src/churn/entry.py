@@ -8,6 +8,7 @@ list exactly the files a stage runs (tests/e2e/test_stage_deps.py checks that it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -51,10 +52,8 @@ def closed_pipe() -> int:
     """The reader of stdout went away (`churn summary | head -3`): stop quietly with the
     status of a process ended by SIGPIPE, like other command-line tools. stdout is pointed
     at /dev/null so that the interpreter's final flush cannot fail a second time."""
-    try:
+    with contextlib.suppress(OSError, ValueError):  # no real file descriptor (captured, already closed)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):  # no real file descriptor (captured, already closed)
-        pass
     return 128 + signal.SIGPIPE
 
 
@@ -106,8 +105,8 @@ def _record_loaded_modules() -> None:
     if not target:
         return
     files = sorted(
-        str(Path(module.__file__).resolve())
+        str(Path(file).resolve())
         for name, module in list(sys.modules.items())
-        if (name == "churn" or name.startswith("churn.")) and getattr(module, "__file__", None)
+        if (name == "churn" or name.startswith("churn.")) and (file := getattr(module, "__file__", None))
     )
     Path(target).write_text("\n".join(files) + "\n")

@@ -6,9 +6,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -97,12 +98,14 @@ def write_csv(target: str | Path, df: pd.DataFrame) -> None:
         df.to_csv(tmp, index=False, lineterminator="\n")
 
 
-def read_json(path: str | Path) -> dict | None:
+def read_json(path: str | Path) -> dict[str, Any] | None:
     """A JSON report, or None when it is missing or unreadable (callers then say so)."""
     try:
-        return json.loads(Path(path).read_text())
+        report = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+    # Every report is a JSON object; anything else is as unreadable to the callers.
+    return report if isinstance(report, dict) else None
 
 
 def md5_file(path: str | Path) -> str:

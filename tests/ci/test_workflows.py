@@ -196,9 +196,9 @@ def invocations(script: str) -> Iterator[tuple[str, str]]:
             continue
         program = words[0].rsplit("/", 1)[-1]
         args = words[1:]
-        if re.fullmatch(r"python[0-9.]*", program) and args[:1] == ["-m"] and len(args) > 1:
-            if args[1] in ("churn", "churn.cli"):
-                program, args = "churn", args[2:]
+        if (re.fullmatch(r"python[0-9.]*", program) and args[:1] == ["-m"] and len(args) > 1
+                and args[1] in ("churn", "churn.cli")):
+            program, args = "churn", args[2:]
         if program in ("make", "gmake"):
             yield from (("make", target) for target in _make_targets(args))
         elif program == "churn":
@@ -413,7 +413,7 @@ def test_zizmor_auditor_catches_a_repository_level_secret(tmp_path):
         "        env:\n"
         "          TOKEN: ${{ secrets.TOKEN }}\n"
     )
-    result, findings = _zizmor_findings(str(bad), persona="auditor")
+    _result, findings = _zizmor_findings(str(bad), persona="auditor")
     assert "secrets-outside-env" in {finding["ident"] for finding in findings}, findings
 
 

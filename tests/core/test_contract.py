@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.errors import ChurnError
 from churn.core.contract import ContractError, FailedCheck, read_raw_csv, validate_raw
+from churn.errors import ChurnError
 
 
 def _failures(raw: pd.DataFrame, dataset) -> list[FailedCheck]:
@@ -212,15 +212,15 @@ def test_error_message_is_short_and_informative(seven_problems, dataset):
     assert len(lines) <= 15
     assert "data/raw/x.csv" in lines[0]
     for failure in info.value.failures:
-        line = next(l for l in lines if failure.describe() in l)
+        line = next(text for text in lines if failure.describe() in text)
         assert failure.column in line
         if failure.failing_rows:
             assert f"in {failure.failing_rows} row" in line
             assert all(example in line for example in failure.examples)
-    assert any("'twelve'" in l and "tenure" in l for l in lines)
-    assert any("'Monthly'" in l and "Contract" in l and "1 row" in l for l in lines)
-    assert any("'Maybe'" in l and dataset.label_column in l for l in lines)
-    assert any("PaymentMethod" in l and "missing" in l for l in lines)
+    assert any("'twelve'" in text and "tenure" in text for text in lines)
+    assert any("'Monthly'" in text and "Contract" in text and "1 row" in text for text in lines)
+    assert any("'Maybe'" in text and dataset.label_column in text for text in lines)
+    assert any("PaymentMethod" in text and "missing" in text for text in lines)
 
 
 def test_contract_error_is_a_churn_error():
@@ -431,7 +431,7 @@ def test_non_finite_scoring_rows_are_rejected_with_their_reason(raw_frame, datas
     raw_frame.loc[5, "MonthlyCharges"] = "1e308"
     valid, rejected = validate_rows(raw_frame, dataset)
     assert len(valid) == len(raw_frame) - 2
-    reasons = dict(zip(rejected["customerID"], rejected["rejection_reasons"]))
+    reasons = dict(zip(rejected["customerID"], rejected["rejection_reasons"], strict=True))
     assert reasons[raw_frame.loc[4, "customerID"]] == "TotalCharges: not a finite number 'inf'"
     assert reasons[raw_frame.loc[5, "customerID"]].startswith("MonthlyCharges: above the maximum")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -20,8 +19,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import FunctionTransformer
 
 import churn
-from churn.errors import ChurnError
 from churn.core.model_file import canonicalize, load_model, model_to_bytes
+from churn.errors import ChurnError
 
 # Executed both in this process and in fresh subprocesses, so all fit the same models.
 BUILD_SRC = textwrap.dedent(
@@ -400,7 +399,7 @@ def test_allow_list_is_exactly_what_the_four_model_families_produce(params, raw_
         assert load_model(data) is not None
         produced |= types
     # No stale or speculative entry: every allowed type is one some family needs.
-    assert ALLOWED_TYPES == produced, f"allowed but never produced: {sorted(ALLOWED_TYPES - produced)}"
+    assert produced == ALLOWED_TYPES, f"allowed but never produced: {sorted(ALLOWED_TYPES - produced)}"
     assert not any(name.endswith(".") or name.count(".") < 1 for name in ALLOWED_TYPES)
 
 

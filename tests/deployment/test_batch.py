@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
-import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -14,21 +12,21 @@ import pandas as pd
 import pytest
 
 from churn.config import Params, load_params, parse_params
-from churn.data.simulate import simulate, write_snapshot
-from churn.deployment import batch
-from churn.deployment.inference_log import read_log
-from churn.servable.pyfunc import ChurnModel, log_churn_model
-from churn.errors import ChurnError
-from churn.io import write_csv
 from churn.core.clean import clean_features, encode_labels
 from churn.core.contract import REASONS_COLUMN, read_raw_csv, validate_raw
 from churn.core.model_file import model_to_bytes
-from churn.training.pipeline import build_pipeline
+from churn.data.simulate import simulate, write_snapshot
+from churn.deployment import batch
+from churn.deployment.inference_log import read_log
+from churn.errors import ChurnError
+from churn.io import write_csv
+from churn.servable.pyfunc import ChurnModel, log_churn_model
 from churn.servable.runs import SERVING_PACKAGES
-from tests.helpers import free_port
+from churn.training.pipeline import build_pipeline
 from tests.conftest import PARAMS_FILE
+from tests.helpers import free_port
 
-NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 OUTPUT_COLUMNS = ["customerID", "churn_probability", "churn_prediction", "model_version", "scored_at"]
 
 
@@ -335,7 +333,7 @@ def test_unknown_alias_or_version_raises_with_the_fix(store, batch_csv, tmp_path
 def test_unregistered_model_name_raises_with_the_fix(store, batch_csv, tmp_path):
     raw = store.params.model_dump(mode="json", by_alias=True)
     raw["registry"]["model_name"] = "no-such-model"
-    with pytest.raises(ChurnError, match="models:/no-such-model@champion.*churn promote"):
+    with pytest.raises(ChurnError, match=r"models:/no-such-model@champion.*churn promote"):
         batch.predict(parse_params(raw), batch_csv, "scored.parquet", log_root="log", now=NOW)
     assert written(tmp_path) == []
 
@@ -350,14 +348,14 @@ def test_unreachable_tracking_server_raises_with_the_fix(store, batch_csv, tmp_p
 def test_as_of_stamps_the_batch_and_a_future_time_is_refused(store, batch_csv, tmp_path):
     from datetime import timedelta
 
-    past = datetime(2025, 3, 4, 23, 59, tzinfo=timezone.utc)
+    past = datetime(2025, 3, 4, 23, 59, tzinfo=UTC)
     result = run(store, batch_csv, now=past)
     assert result.log_file.parent.name == "date=2025-03-04"
     assert set(pd.read_parquet("scored.parquet")["scored_at"]) == {pd.Timestamp(past)}
     Path("scored.parquet").unlink()
     before = written(tmp_path)
     with pytest.raises(ChurnError, match="is in the future"):
-        run(store, batch_csv, output="later.parquet", now=datetime.now(timezone.utc) + timedelta(hours=1))
+        run(store, batch_csv, output="later.parquet", now=datetime.now(UTC) + timedelta(hours=1))
     assert written(tmp_path) == before
 
 

@@ -14,15 +14,15 @@ from importlib import metadata
 import pandas as pd
 import pytest
 
-from churn.data.simulate import simulate
-from churn.deployment import server as served
-from churn.servable.pyfunc import log_churn_model
-from churn.errors import ChurnError
 from churn.core.clean import clean_features, encode_labels
 from churn.core.contract import validate_raw
 from churn.core.model_file import model_to_bytes
-from churn.training.pipeline import build_pipeline
+from churn.data.simulate import simulate
+from churn.deployment import server as served
+from churn.errors import ChurnError
+from churn.servable.pyfunc import log_churn_model
 from churn.servable.runs import SERVING_PACKAGES
+from churn.training.pipeline import build_pipeline
 from tests.conftest import RAW_CSV
 from tests.deployment.test_batch import test_params
 

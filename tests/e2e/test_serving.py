@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.e2e
 CHURN = Path(sys.executable).parent / "churn"
 PARAMS_FILE = Path(__file__).resolve().parents[2] / "params.yaml"
 STARTUP_TIMEOUT = 90.0
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 class Server:

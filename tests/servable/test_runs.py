@@ -10,16 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.config import load_params, parse_params
-from churn.data.simulate import simulate, write_snapshot
-from churn.servable.scoring import PREDICTION, PROBABILITY
-from churn.errors import ChurnError
+from churn.core import tracking
 from churn.core.clean import clean_features, encode_labels
 from churn.core.contract import read_raw_csv, validate_raw
-from churn.core import tracking
-from churn.servable import identity, runs
 from churn.core.model_file import model_to_bytes
 from churn.core.splits import raw_example
+from churn.data.simulate import simulate, write_snapshot
+from churn.errors import ChurnError
+from churn.servable import runs
+from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.training.pipeline import build_pipeline
 from tests.helpers import free_port, mlflow_workspace, repo_params, use_store
 
@@ -53,7 +52,7 @@ def logged(tmp_path_factory):
     input_example = raw_example(raw, dataset)
     # In the representation the logged signature accepts, which the input example shows.
     records = pd.read_csv(raw)[list(input_example.columns)]
-    records = records.astype({c: (str if t == object else t) for c, t in input_example.dtypes.items()})
+    records = records.astype({c: (str if pd.api.types.is_object_dtype(t) else t) for c, t in input_example.dtypes.items()})
     with mlflow_workspace(directory) as uri:
         run_id = runs.log_training_run(
             params,
@@ -225,7 +224,7 @@ def test_unreachable_server_from_params_is_a_churn_error(monkeypatch, tmp_path):
     uri = f"http://127.0.0.1:{free_port()}/"
     params = small_params()
     params = params.model_copy(update={"tracking": params.tracking.model_copy(update={"uri": uri})})
-    with pytest.raises(ChurnError, match="127.0.0.1"):
+    with pytest.raises(ChurnError, match=r"127\.0\.0\.1"):
         tracking.connect(params)
 
 
@@ -320,7 +319,7 @@ def test_mlflow_http_retries_are_bounded_unless_the_user_set_them(monkeypatch, t
     hits: list[str] = []
 
     class Dying(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
+        def do_GET(self):
             if self.path.startswith("/health"):
                 self.send_response(200)
                 self.end_headers()
@@ -330,7 +329,7 @@ def test_mlflow_http_retries_are_bounded_unless_the_user_set_them(monkeypatch, t
             self.send_response(503)
             self.end_headers()
 
-        do_POST = do_GET  # noqa: N815
+        do_POST = do_GET
 
         def log_message(self, *args):
             pass

@@ -186,14 +186,14 @@ def _is_nan_text(values: pd.Series) -> pd.Series:
     return values.astype(str).str.strip().str.lower().isin({"nan", "+nan", "-nan"}) & values.notna()
 
 
-def _condition_text(condition: dict[str, list]) -> str:
-    def text(value) -> str:
+def _condition_text(condition: dict[str, list[str | float]]) -> str:
+    def text(value: str | float) -> str:
         return f"{value:g}" if isinstance(value, float) else str(value)
 
     return " and ".join(f"{column} is {' or '.join(map(text, values))}" for column, values in condition.items())
 
 
-def fill_allowed(typed: pd.DataFrame, condition: dict[str, list]) -> pd.Series:
+def fill_allowed(typed: pd.DataFrame, condition: dict[str, list[str | float]]) -> pd.Series:
     """Rows where every named column holds one of its listed values (numbers compared as
     numbers, so tenure 0 matches "0" and 0.0)."""
     allowed = pd.Series(True, index=typed.index)
@@ -217,7 +217,7 @@ def validate_raw(raw: pd.DataFrame, dataset: Dataset, source: str = "raw data") 
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         already_reported = [
-            (column, index) in bad_cells for column, index in zip(cases["column"], cases["index"])
+            (column, index) in bad_cells for column, index in zip(cases["column"], cases["index"], strict=True)
         ]
         failures += summarise_failures(cases[~pd.Series(already_reported, index=cases.index)])
     if failures:
@@ -270,7 +270,7 @@ def validate_rows(raw: pd.DataFrame, dataset: Dataset, source: str = "input") ->
     no row can be scored then.
     """
     raw = raw.reset_index(drop=True)
-    prepared, type_failures, bad_cells = parse_numbers(normalise(raw, dataset), dataset)
+    prepared, _type_failures, bad_cells = parse_numbers(normalise(raw, dataset), dataset)
     reasons: dict[int, list[str]] = {}
     for column, index in sorted(bad_cells):  # each row's reasons in column order
         reasons.setdefault(index, []).append(f"{column}: {bad_cells[column, index]} {raw.at[index, column]!r}")
@@ -281,7 +281,7 @@ def validate_rows(raw: pd.DataFrame, dataset: Dataset, source: str = "input") ->
         table_level = cases["index"].isna()
         if table_level.any():
             raise ContractError(source, summarise_failures(cases[table_level])) from None
-        for column, check, value, index in zip(cases["column"], cases["check"], cases["failure_case"], cases["index"]):
+        for column, check, value, index in zip(cases["column"], cases["check"], cases["failure_case"], cases["index"], strict=True):
             if (column, index) in bad_cells:
                 continue
             reasons.setdefault(int(index), []).append(f"{column}: {_check_name(str(check))} {value!r}")

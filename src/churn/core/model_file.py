@@ -112,7 +112,7 @@ class _Renumberer:
         self.next_id += 1
         return new
 
-    def _renumber(self, node: dict) -> None:
+    def _renumber(self, node: dict[str, Any]) -> None:
         if "__id__" not in node:
             return
         old = node["__id__"]
@@ -133,7 +133,7 @@ class _Renumberer:
             raise _format_error(f"id {old!r} is used by nodes with different content")
         node["__id__"] = new
 
-    def _rename_file(self, node: dict) -> None:
+    def _rename_file(self, node: dict[str, Any]) -> None:
         name = node.get("file")
         if not isinstance(name, str):
             return
@@ -156,10 +156,10 @@ class _Renumberer:
                 self.walk(value)
 
 
-def _leftovers(obj: Any, old_ids: set, old_files: set) -> list:
+def _leftovers(obj: Any, old_ids: set[object], old_files: set[str]) -> list[int | str]:
     """Old ids or file names still present anywhere in the rewritten schema."""
-    found = []
-    stack = [obj]
+    found: list[int | str] = []
+    stack: list[Any] = [obj]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
@@ -169,9 +169,7 @@ def _leftovers(obj: Any, old_ids: set, old_files: set) -> list:
             stack.extend(item)
         elif isinstance(item, bool):
             continue
-        elif isinstance(item, int) and item in old_ids:
-            found.append(item)
-        elif isinstance(item, str) and item in old_files:
+        elif (isinstance(item, int) and item in old_ids) or (isinstance(item, str) and item in old_files):
             found.append(item)
     return found
 
@@ -230,7 +228,7 @@ def canonicalize(archive: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def model_to_bytes(model) -> bytes:
+def model_to_bytes(model: object) -> bytes:
     """The canonical skops archive of `model`: equal fitted models give equal bytes."""
     return canonicalize(sio.dumps(model))
 
@@ -324,7 +322,7 @@ def trusted_types_of(data: bytes, what: str = "The model data") -> list[str]:
             f"{__name__} after review.)"
         )
     try:
-        untrusted = sio.get_untrusted_types(data=data)
+        untrusted: list[str] = sio.get_untrusted_types(data=data)
     except Exception as exc:  # BadZipFile, KeyError (no schema.json), JSON, protocol errors
         raise ChurnError(f"{what} is not a valid skops archive ({type(exc).__name__}: {exc}).") from None
     # skops' own view must agree: it names nothing the allow-list does not hold.
@@ -334,7 +332,7 @@ def trusted_types_of(data: bytes, what: str = "The model data") -> list[str]:
     return untrusted
 
 
-def load_model(path_or_bytes: str | Path | bytes):
+def load_model(path_or_bytes: str | Path | bytes) -> Any:  # a scikit-learn estimator: sklearn has no types
     """Load a model archive whose every node is of an allowed type (`ALLOWED_TYPES`)."""
     data, what = _read(path_or_bytes)
     trusted = trusted_types_of(data, what)

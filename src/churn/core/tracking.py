@@ -9,11 +9,16 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from churn.config import Params
 from churn.errors import ChurnError
 from churn.io import content_md5
 from churn.tools import run_tool
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 # Tags that tie a run to content: registry lookups and the summary search by these.
 TAG_MODEL_MD5 = "dvc.model_md5"
@@ -54,7 +59,7 @@ def experiment_name(params: Params) -> str:
     return os.environ.get("MLFLOW_EXPERIMENT_NAME") or params.tracking.experiment
 
 
-def connect(params: Params):
+def connect(params: Params) -> ModuleType:
     """Point mlflow at the configured store, failing fast with a fix when it is unreachable."""
     uri = tracking_uri(params)
     bound_http_retries()
@@ -100,12 +105,12 @@ def params_hash(params: Params) -> str:
     return content_md5(params.model_dump(mode="json", by_alias=True, include={"dataset", "prep", "train"}))
 
 
-def find_run_for_model(params: Params, model_md5: str):
+def find_run_for_model(params: Params, model_md5: str) -> Run | None:
     """The newest run that logged the model with this md5, or None."""
     return find_run(params, TAG_MODEL_MD5, model_md5)
 
 
-def find_run(params: Params, tag: str, value: str):
+def find_run(params: Params, tag: str, value: str) -> Run | None:
     """The newest run of the experiment whose `tag` equals `value`, or None."""
     mlflow = connect(params)
     runs = mlflow.search_runs(
@@ -118,7 +123,7 @@ def find_run(params: Params, tag: str, value: str):
     return runs[0] if runs else None
 
 
-def run_link(params: Params, run) -> str:
+def run_link(params: Params, run: Run) -> str:
     """Where a person opens the run: the server's page, or the local UI command."""
     uri = tracking_uri(params)
     if uri.startswith(("http://", "https://")):

@@ -249,7 +249,7 @@ def read_log(
             for column in dataset.numeric:
                 frame[column] = frame[column].astype("float64")
     frame = _typed(frame, dataset)
-    if with_labels:
+    if with_labels and dataset is not None:  # with_labels without a dataset was refused above
         frame = _join_labels(frame, read_labels(root, dataset=dataset), dataset)
     return frame
 

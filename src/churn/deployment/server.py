@@ -24,8 +24,9 @@ import io
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from churn.config import Params
 from churn.errors import ChurnError
@@ -193,7 +194,7 @@ class RequestGuard:
 
         try:
             await self.app(inner_scope, replay, filtered)
-        except Exception:  # noqa: BLE001 - whatever MLflow raised, the client gets no trace
+        except Exception:  # whatever MLflow raised, the client gets no trace
             log.exception("scoring failed")
             if not start:
                 await _reply(send, 500, "INTERNAL_ERROR", "internal error while scoring; the server log has the details")
@@ -201,9 +202,9 @@ class RequestGuard:
 
 def load_served_model(params: Params, alias: str | None = None, version: str | None = None) -> tuple[Any, str, str]:
     """(pyfunc model, models:/ URI asked for, version) from the configured registry only."""
+    from churn.core.tracking import connect
     from churn.deployment.batch import load_scorer, resolve_model_uri
     from churn.servable.pyfunc import ChurnModel
-    from churn.core.tracking import connect
 
     model_uri = resolve_model_uri(params, alias, version)
     connect(params)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from churn import progress
 from churn.config import Params
+from churn.core.clean import clean_features, encode_labels, filled_counts
+from churn.core.contract import read_raw_csv, validate_raw
 from churn.errors import ChurnError
 from churn.features.store import (
     FeatureLookup,
@@ -12,14 +14,11 @@ from churn.features.store import (
     write_feature_table,
 )
 from churn.io import output_set, write_json, write_parquet
-from churn.core.clean import clean_features, encode_labels, filled_counts
-from churn.core.contract import read_raw_csv, validate_raw
 from churn.prep.identifiers import reject_identifier_features
 from churn.prep.split import split_dataset
 
 
-
-def run(params: Params) -> dict:
+def run(params: Params) -> dict[str, object]:
     paths, dataset = params.paths, params.dataset
     # Everything is computed and checked before the first write: a failure leaves no
     # partial outputs behind.

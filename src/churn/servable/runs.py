@@ -7,7 +7,7 @@ import os
 import socket
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -31,6 +31,9 @@ from churn.core.tracking import (
 )
 from churn.errors import ChurnError
 from churn.servable.identity import serving_key
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 MODEL_NAME_IN_RUN = "model"
 # Exact versions of what the logged model needs, so MLflow need not infer them (slow).
@@ -121,7 +124,8 @@ def log_training_run(
                 name=MODEL_NAME_IN_RUN,
             )
             mlflow.set_tag(TAG_MODEL_URI, info.model_uri)
-            return run.info.run_id
+            run_id: str = run.info.run_id
+            return run_id
     except ChurnError:
         raise
     except Exception as exc:
@@ -174,7 +178,7 @@ def fail_orphaned_runs(params: Params, tags: dict[str, str]) -> list[str]:
     return failed
 
 
-def find_servable_run(params: Params, model_md5: str):
+def find_servable_run(params: Params, model_md5: str) -> Run | None:
     """The newest run whose logged pyfunc wraps this model with the current contract,
     threshold and serving code, or None."""
     return tracking.find_run(params, TAG_SERVING_KEY, serving_key(params, model_md5))
