@@ -93,7 +93,7 @@ def load_scorer(model_uri: str) -> tuple[ChurnModel, str]:
         client = MlflowClient()
         if by_alias:
             found = client.get_model_version_by_alias(by_alias["name"], by_alias["alias"])
-        else:
+        elif by_version:
             found = client.get_model_version(by_version["name"], by_version["version"])
     except Exception as exc:
         if _is_missing(exc):
