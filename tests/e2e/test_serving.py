@@ -11,10 +11,12 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +52,19 @@ class Server:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
+
+    def status_of_declared_size(self, size: int, content_type: str = "text/csv") -> int:
+        """Announce a body of `size` bytes and send none: the guard must answer on the
+        header alone. (Sending the body races the server's early close: a broken pipe.)"""
+        parsed = urllib.parse.urlsplit(self.url)
+        head = (
+            f"POST /invocations HTTP/1.1\r\nHost: {parsed.hostname}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {size}\r\nConnection: close\r\n\r\n"
+        )
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=60) as sock:
+            sock.sendall(head.encode())
+            reply = sock.recv(4096)
+        return int(reply.split(b" ", 2)[1])
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -175,7 +190,7 @@ def test_csv_requests_work_and_errors_echo_nothing(server):
     assert "Traceback" not in body and frame.loc[4, "customerID"] not in body
     bomb = '{"dataframe_records": ' + "[" * 100_000 + "]" * 100_000 + "}"
     assert server.post(bomb)[0] == 400
-    assert server.post("x" * (2 << 20), "text/csv")[0] == 413
+    assert server.status_of_declared_size(2 << 20) == 413
 
 
 def test_non_numeric_tenure_is_a_client_error(server):
