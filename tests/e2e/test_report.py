@@ -90,7 +90,7 @@ def test_rebuilt_base_uses_the_base_code_so_a_prep_change_shows_as_drift(reports
     origin.git("checkout", "-q", "main")
     origin.run("dvc", "checkout", "-q")
     origin.git("checkout", "-q", "-b", "prep-doubles-charges")
-    clean = origin.path / "src/churn/prep/clean.py"
+    clean = origin.path / "src/churn/core/clean.py"
     code = clean.read_text()
     marker = "    return out.reset_index(drop=True)"
     assert marker in code
