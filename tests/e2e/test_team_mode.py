@@ -85,6 +85,12 @@ def cheap(params: dict) -> None:
     params["evaluate"]["importance"].update(n_repeats=1, sample_size=300)
     params["evaluate"]["drift"].update(sample_size=500)
     params["report"].update(drift_sample_size=500)
+    # A 3,000-customer project has too few seniors to judge fairness or small slices (those
+    # gates then reject as "could not check"), and a logistic regression ties the boosted
+    # model on it: the gates that need more data are off here, as in the registry tests.
+    params["validate"]["slices"].update(min_roc_auc=None, max_roc_auc_gap=None)
+    params["validate"]["fairness"]["protected"] = []
+    params["validate"]["baseline"]["min_gain"] = 0.0
 
 
 @pytest.fixture(scope="module")
