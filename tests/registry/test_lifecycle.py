@@ -263,7 +263,7 @@ class ServerDiesAfterCreate:
         return attribute
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def repair_params(workspace):
     params = workspace.params.model_copy(
         update={"registry": workspace.params.registry.model_copy(update={"model_name": REPAIR_NAME})}
