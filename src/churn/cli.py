@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from churn import progress
-from churn.config import DEFAULT_PARAMS, load_params
-from churn.errors import ChurnError
+from churn.config import DEFAULT_PARAMS, Params, load_params
 from churn.entry import configure_process, guarded, limit_native_threads, run_stage
+from churn.errors import ChurnError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from datetime import datetime
+
+# A subcommand: parsed arguments and the loaded params in, exit code out.
+Handler = Callable[[argparse.Namespace, Params], int]
 
 
-def _simulate(args, params) -> int:
+def _simulate(args: argparse.Namespace, params: Params) -> int:
     from churn.data import snapshot
     from churn.data.simulate import COLUMNS
 
@@ -42,7 +50,7 @@ def _simulate(args, params) -> int:
     return 0
 
 
-def _track(args, params) -> int:
+def _track(args: argparse.Namespace, params: Params) -> int:
     from churn.data import snapshot
 
     raw = params.paths.raw
@@ -53,7 +61,7 @@ def _track(args, params) -> int:
     return 0
 
 
-def _ensure_data(args, params) -> int:
+def _ensure_data(args: argparse.Namespace, params: Params) -> int:
     from churn.data.snapshot import ensure_raw
 
     with progress.phase(f"making {params.paths.raw} present"):
@@ -62,14 +70,14 @@ def _ensure_data(args, params) -> int:
     return 0
 
 
-def _stage(module: str):
-    def run(args, params) -> int:
+def _stage(module: str) -> Handler:
+    def run(args: argparse.Namespace, params: Params) -> int:
         return run_stage(module, args.params, args.verbose)
 
     return run
 
 
-def _drift_report(args, params) -> int:
+def _drift_report(args: argparse.Namespace, params: Params) -> int:
     from churn.evaluation.stage import report_is_current, write_report
 
     if args.if_stale and report_is_current(params):
@@ -80,7 +88,7 @@ def _drift_report(args, params) -> int:
     return 0
 
 
-def _gate(args, params) -> int:
+def _gate(args: argparse.Namespace, params: Params) -> int:
     from churn.core.verdict import read_verdict
 
     passed, reasons = read_verdict(params.paths.verdict, params.paths.model, params)
@@ -93,29 +101,29 @@ def _gate(args, params) -> int:
     return 1
 
 
-def _challenge(args, params) -> int:
+def _challenge(args: argparse.Namespace, params: Params) -> int:
     from churn.registry.challenge import challenge
     from churn.registry.versions import registry_errors
 
     with registry_errors("challenge"):
         result = challenge(params, register=not args.compare_only)
-    where = f" as {params.registry.model_name} v{result['version']}" if result["version"] else ""
-    print(f"challenge: {result['verdict']}{where}")
-    if result["note"]:
-        print(f"  {result['note']}")
-    if result.get("repaired"):
-        print(f"  repaired: {result['repaired']}")
-    for row in result["comparison"]:
+    where = f" as {params.registry.model_name} v{result.version}" if result.version else ""
+    print(f"challenge: {result.verdict}{where}")
+    if result.note:
+        print(f"  {result.note}")
+    if result.repaired:
+        print(f"  repaired: {result.repaired}")
+    for row in result.comparison:
         mark = "ok" if row["passed"] else "FAIL"
         print(f"  {row['metric']:<10} candidate {row['candidate']:.4f}  champion {row['champion']:.4f}  "
               f"delta {row['delta']:+.4f}  ({row['allowed']})  {mark}")
-    for reason in result["reasons"]:
+    for reason in result.reasons:
         print(f"  - {reason}", file=sys.stderr)
     print(f"  report: {params.paths.challenge}")
-    return 0 if result["verdict"] == "passed" else 1
+    return 0 if result.passed else 1
 
 
-def _promote(args, params) -> int:
+def _promote(args: argparse.Namespace, params: Params) -> int:
     from churn.registry.promotion import promote
     from churn.registry.versions import registry_errors
 
@@ -130,7 +138,7 @@ def _promote(args, params) -> int:
     return 0
 
 
-def _rollback(args, params) -> int:
+def _rollback(args: argparse.Namespace, params: Params) -> int:
     from churn.registry.promotion import rollback
     from churn.registry.versions import registry_errors
 
@@ -140,7 +148,7 @@ def _rollback(args, params) -> int:
     return 0
 
 
-def _which(args, params) -> int:
+def _which(args: argparse.Namespace, params: Params) -> int:
     from churn.registry.promotion import which
     from churn.registry.versions import registry_errors
 
@@ -166,7 +174,7 @@ def _which(args, params) -> int:
     return 0
 
 
-def _predict(args, params) -> int:
+def _predict(args: argparse.Namespace, params: Params) -> int:
     from churn.deployment.batch import predict
     from churn.timestamps import parse_timestamp
 
@@ -179,31 +187,27 @@ def _predict(args, params) -> int:
     print(f"scored {result.scored_rows} rows with {result.model_uri} (v{result.model_version}) -> {result.output}")
     if result.log_file:
         print(f"inference log: {result.log_file}")
-    if result.rejected_rows:
-        print(
-            f"rejected {result.rejected_rows} rows that break the data contract -> {result.rejected_path}",
-            file=sys.stderr,
-        )
-        return 3
-    return 0
+    return _rejected_rows(result.rejected_rows, result.rejected_path)
 
 
-def _predict_spark(args, params, as_of) -> int:
+def _rejected_rows(rows: int, path: object) -> int:
+    """Exit 3 (and say where they are) when a batch had rows the contract refused."""
+    if not rows:
+        return 0
+    print(f"rejected {rows} rows that break the data contract -> {path}", file=sys.stderr)
+    return 3
+
+
+def _predict_spark(args: argparse.Namespace, params: Params, as_of: datetime | None) -> int:
     from churn.spark.predict import predict_spark
 
     result = predict_spark(params, args.input, args.output, alias=args.alias, version=args.version, now=as_of)
     print(f"scored {result.scored_rows} rows on Spark with {result.model_uri} (v{result.model_version}) -> {result.output}")
     print(f"inference log: {result.log_root} (appended)")
-    if result.rejected_rows:
-        print(
-            f"rejected {result.rejected_rows} rows that break the data contract -> {result.rejected_path}",
-            file=sys.stderr,
-        )
-        return 3
-    return 0
+    return _rejected_rows(result.rejected_rows, result.rejected_path)
 
 
-def _label(args, params) -> int:
+def _label(args: argparse.Namespace, params: Params) -> int:
     from churn.deployment.labels import label
 
     with progress.phase(f"attaching the labels in {args.input} to the inference log"):
@@ -224,7 +228,7 @@ def _label(args, params) -> int:
     return 0
 
 
-def _refresh(args, params) -> int:
+def _refresh(args: argparse.Namespace, params: Params) -> int:
     from churn.data.refresh import refresh
     from churn.timestamps import parse_timestamp
 
@@ -248,7 +252,7 @@ def _refresh(args, params) -> int:
     return 0
 
 
-def _serve(args, params) -> int:
+def _serve(args: argparse.Namespace, params: Params) -> int:
     from churn.deployment.server import serve
 
     serve(params, host=args.host, port=args.port, alias=args.alias, version=args.version,
@@ -256,7 +260,7 @@ def _serve(args, params) -> int:
     return 0
 
 
-def _report(args, params) -> int:
+def _report(args: argparse.Namespace, params: Params) -> int:
     from churn.reporting.report import build
 
     with progress.phase(f"review report against {args.base}"):
@@ -265,7 +269,7 @@ def _report(args, params) -> int:
     return 0
 
 
-def _tune(args, params) -> int:
+def _tune(args: argparse.Namespace, params: Params) -> int:
     from churn.tuning.search import run as tune
 
     result = tune(params, trials=args.trials, apply=args.apply, params_file=Path(args.params))
@@ -279,14 +283,14 @@ def _tune(args, params) -> int:
     return 0
 
 
-def _summary(args, params) -> int:
+def _summary(args: argparse.Namespace, params: Params) -> int:
     from churn.summary import render
 
     print(render(params))
     return 0
 
 
-def _monitor(args, params) -> int:
+def _monitor(args: argparse.Namespace, params: Params) -> int:
     from churn.monitoring.command import monitor
 
     outcome = monitor(params, check=args.check, drill_down=not args.no_drill_down)
@@ -326,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, text: str, handler) -> argparse.ArgumentParser:
+    def command(name: str, text: str, handler: Handler) -> argparse.ArgumentParser:
         child = sub.add_parser(name, help=text, description=text)
         _add_common(child, top_level=False)
         child.set_defaults(handler=handler)

@@ -31,7 +31,6 @@ EQUIVALENT = Path(__file__).with_name("equivalent.md")
 SCOPE: dict[str, tuple[str, ...]] = {
     "churn.validation.gates": ("*",),
     "churn.core.verdict": ("*",),
-    "churn.registry.comparison": ("*",),
     "churn.registry.challenge": ("*",),
     "churn.registry.promotion": ("*",),
     "churn.core.contract": ("*",),

@@ -1,22 +1,42 @@
 """`churn challenge` end to end: a comparison failure rejects the candidate, leaves it out of
-the registry, says why in reports/challenge.json, and `promote` then refuses it."""
+the registry, says why in reports/challenge.json, and `promote` then refuses it.
+
+The champion comparison's rejections, each provoked on purpose on a real SQLite registry.
+
+Rules: two trained models of one family (`base`, undertrained; `better`) differ on every
+metric by a measured amount. Whichever of them is the candidate, against the other as
+champion, one orientation breaks each rule kind for each metric: a bound one step (1e-6,
+the metrics' rounding) tighter than the measured delta rejects, naming the rule and the
+delta; the measured delta itself as the bound passes.
+
+Fail-closed paths: the champion slot is filled with models that misbehave in one way each
+(NaN scores, too few, duplicated, reordered, rows refused, an exception, a model another
+project logged), and the client is made to fail while reading the alias.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
 from churn.config import ComparisonRule
 from churn.errors import ChurnError
-from churn.registry.challenge import challenge
-from churn.registry.comparison import compare_with_champion
+from churn.registry.challenge import challenge, compare_with_champion
 from churn.registry.promotion import promote
 
-from .conftest import NAME, as_dict, validation_frame, with_section
+from .champions import Champion
+from .conftest import NAME, as_dict, new_workspace, set_champion, validation_frame, with_section
+
+# Every metric the comparison knows (the metrics module's names); params.yaml uses four.
+METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss", "brier")
+KINDS = ("max_drop", "max_increase")
+STEP = 1e-6  # metrics and deltas are rounded to 6 digits
+MIN_GAP = 1e-4  # the pair must differ at least this much on every metric to be a real test
 
 
 def with_rules(params, **rules):
@@ -145,3 +165,239 @@ def test_a_rejected_candidate_says_why_and_is_not_compared(workspace):
     assert result["verdict"] == "rejected" and result["comparison"] == []
     assert result["note"] == "absolute gates failed: not compared with the champion"
     assert result["champion_version"] is None
+
+
+# ======================================================= the champion comparison
+
+
+def compare(space, rules: dict[str, dict]):
+    params = with_section(
+        space.params, "registry", comparison={m: ComparisonRule(**rule) for m, rule in rules.items()}
+    )
+    return compare_with_champion(params, space.client(), validation_frame(params))
+
+
+# ------------------------------------------------------------------------ the rules
+
+
+@dataclass
+class Orientation:
+    candidate: str
+    champion_version: str
+    deltas: dict[str, float]
+
+
+@pytest.fixture(scope="module")
+def pair(trained_project, tmp_path_factory):
+    """Both trained models registered (v1 base, v2 better) and each orientation's deltas."""
+    with pytest.MonkeyPatch.context() as patch:
+        space = new_workspace(trained_project, tmp_path_factory.mktemp("pair"), patch)
+        versions_of = {name: space.accept(name) for name in ("base", "better")}
+        loose = {metric: {"max_drop": 1.0} if metric != "log_loss" else {"max_increase": 100.0} for metric in METRICS}
+        orientations = []
+        for candidate, champion in (("base", "better"), ("better", "base")):
+            space.checkout(candidate)
+            set_champion(space, versions_of[champion])
+            measured = compare(space, loose)
+            assert measured.passed, measured.reasons
+            deltas = {row["metric"]: row["delta"] for row in measured.rows}
+            assert set(deltas) == set(METRICS)
+            for row in measured.rows:
+                assert row["delta"] == round(row["candidate"] - row["champion"], 6)
+            orientations.append(Orientation(candidate, versions_of[champion], deltas))
+        # The deliberate pair: a measurable difference on every metric, opposite ways round.
+        for metric in METRICS:
+            forward, backward = orientations[0].deltas[metric], orientations[1].deltas[metric]
+            assert abs(forward) >= MIN_GAP, f"{metric}: base and better differ by only {forward}"
+            assert forward == pytest.approx(-backward, abs=2 * STEP)
+        yield space, orientations
+
+
+def breaking(orientations, kind: str, metric: str) -> Orientation:
+    """The orientation in which the candidate moves `metric` the way `kind` bounds."""
+    return next(o for o in orientations if (o.deltas[metric] < 0) == (kind == "max_drop"))
+
+
+@pytest.fixture(scope="module")
+def outcomes(pair):
+    """For each rule kind and orientation: the comparison with every breakable rule set
+    one step tighter than the measured delta ("tight"), and exactly at it ("edge")."""
+    space, orientations = pair
+    with pytest.MonkeyPatch.context() as patch:
+        space.enter(patch)
+        results = {}
+        for kind in KINDS:
+            for orientation in orientations:
+                metrics = [m for m in METRICS if breaking(orientations, kind, m) is orientation]
+                if not metrics:
+                    continue
+                space.checkout(orientation.candidate)
+                set_champion(space, orientation.champion_version)
+                for bound in ("tight", "edge"):
+                    slack = STEP if bound == "tight" else 0.0
+                    rules = {m: {kind: abs(orientation.deltas[m]) - slack} for m in metrics}
+                    comparison = compare(space, rules)  # one per (kind, orientation, bound)
+                    for metric in metrics:
+                        results[kind, bound, metric] = (comparison, rules[metric][kind], orientation)
+    return results
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("metric", METRICS)
+def test_a_candidate_beyond_a_rule_is_rejected_with_the_rule_and_the_delta(outcomes, metric, kind):
+    comparison, bound, orientation = outcomes[kind, "tight", metric]
+    delta = orientation.deltas[metric]
+    assert comparison.passed is False
+    assert comparison.champion_version == orientation.champion_version
+    row = next(row for row in comparison.rows if row["metric"] == metric)
+    assert row["delta"] == delta and row["passed"] is False
+    word = "drop" if kind == "max_drop" else "rise"
+    assert row["allowed"] == f"{word} <= {bound:g}"
+    assert row["candidate"] - row["champion"] == pytest.approx(delta, abs=1e-9)
+    (reason,) = [reason for reason in comparison.reasons if reason.startswith(f"{metric} ")]
+    assert f"delta {delta:+g}" in reason, reason
+    assert f"allowed {word} <= {bound:g}" in reason, reason
+    assert f"vs champion v{orientation.champion_version}" in reason, reason
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("metric", METRICS)
+def test_a_candidate_just_inside_a_rule_passes(outcomes, metric, kind):
+    comparison, bound, orientation = outcomes[kind, "edge", metric]
+    assert bound == abs(orientation.deltas[metric])
+    assert comparison.passed is True, comparison.reasons
+    assert comparison.reasons == []
+    row = next(row for row in comparison.rows if row["metric"] == metric)
+    assert row["passed"] is True and row["delta"] == orientation.deltas[metric]
+
+
+def test_the_configured_rules_are_all_known_metrics(params):
+    assert set(params.registry.comparison) <= set(METRICS)
+
+
+def test_an_unknown_metric_in_the_rules_is_an_error_naming_it(pair, monkeypatch):
+    space, orientations = pair
+    space.enter(monkeypatch)
+    set_champion(space, orientations[0].champion_version)
+    with pytest.raises(ChurnError, match=r"registry\.comparison\.auc_roc: unknown metric"):
+        compare(space, {"auc_roc": {"max_drop": 0.1}})
+
+
+def test_no_champion_leaves_the_decision_to_the_absolute_gates(workspace):
+    result = compare(workspace, {"roc_auc": {"max_drop": 0.0}})
+    assert result.passed is True and result.champion_version is None
+    assert result.reasons == [] and result.rows == []
+    assert "no @champion" in result.note
+
+
+# ------------------------------------------------------------ champions that misbehave
+
+
+RULES = {"roc_auc": {"max_drop": 1.0}}  # so loose that only a fault can reject
+
+
+def test_an_honest_fake_champion_is_compared(crowned):
+    result = compare(crowned("honest"), RULES)
+    assert result.passed is True, result.reasons
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("nan", "returned no score for some validation rows"),
+        ("too_few", "returned no score for some validation rows"),
+        ("duplicated", "could not be loaded or scored"),
+        ("refuses_rows", "the champion rejects 2 of 500 validation rows (e.g. tenure: below the minimum 0 "
+                         "(in the candidate's validation set))"),
+        ("raises", "RuntimeError: scorer crashed"),
+        ("foreign", "is not a churn model this project logged"),
+        ("deleted", "could not be loaded or scored"),
+    ],
+)
+def test_a_champion_that_cannot_score_every_row_rejects_the_candidate(crowned, fault, reason):
+    space = crowned(fault)
+    result = compare(space, RULES)
+    assert result.passed is False
+    assert result.champion_version == str(space.champion().version)
+    (text,) = result.reasons
+    assert reason in text, text
+    assert f"champion v{result.champion_version} could not be loaded or scored" in text
+    assert "rejecting" in text
+
+
+def test_reordered_scores_are_matched_to_their_rows_by_id(crowned):
+    # Reordering is not a fault when each score carries its key: the comparison must align
+    # by customer, giving exactly what the same scores in order give.
+    in_order = compare(crowned("honest"), {"roc_auc": {"max_drop": 0.0}, "log_loss": {"max_increase": 0.0}})
+    reordered = compare(crowned("reordered"), {"roc_auc": {"max_drop": 0.0}, "log_loss": {"max_increase": 0.0}})
+    assert reordered.rows == in_order.rows
+    assert reordered.passed == in_order.passed
+    assert [row["champion"] for row in in_order.rows] != [row["candidate"] for row in in_order.rows]
+
+
+# -------------------------------------------------------- a registry that cannot answer
+
+
+class FailingClient:
+    """The real client, except that reading an alias fails as a broken store would."""
+
+    def __init__(self, real, error: Exception):
+        self._real, self._error = real, error
+
+    def get_model_version_by_alias(self, name, alias):
+        raise self._error
+
+    def __getattr__(self, attribute):
+        return getattr(self._real, attribute)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MlflowException("database is locked", error_code=INTERNAL_ERROR),
+        # "not found" answers that are not MLflow's own "no such alias / model" wording
+        MlflowException("404 Not Found (proxy)", error_code=RESOURCE_DOES_NOT_EXIST),
+        MlflowException("alias champion not found", error_code=INTERNAL_ERROR),
+        MlflowException(f"Registered Model with name={NAME} not found", error_code=INVALID_PARAMETER_VALUE),
+    ],
+    ids=["store-error", "bare-404", "alias-text-other-code", "model-text-other-code"],
+)
+def test_a_registry_error_reading_the_champion_rejects(workspace, error):
+    workspace.crown("better")
+    workspace.checkout("base")
+    result = compare_with_champion(
+        workspace.params, FailingClient(workspace.client(), error), validation_frame(workspace.params)
+    )
+    assert result.passed is False
+    (reason,) = result.reasons
+    assert reason.startswith("champion comparison impossible: cannot read alias @champion"), reason
+    assert error.message in reason
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MlflowException("Registered model alias champion not found.", error_code=INVALID_PARAMETER_VALUE),
+        MlflowException(f"Registered Model with name={NAME} not found", error_code=RESOURCE_DOES_NOT_EXIST),
+    ],
+    ids=["no-alias", "no-model"],
+)
+def test_only_mlflows_own_absence_answers_mean_no_champion(workspace, error):
+    result = compare_with_champion(
+        workspace.params, FailingClient(workspace.client(), error), validation_frame(workspace.params)
+    )
+    assert result.passed is True and result.champion_version is None
+    assert "no @champion" in result.note
+
+
+def test_the_champion_is_judged_at_its_own_threshold(crowned):
+    from sklearn.metrics import precision_score, recall_score
+
+    space = crowned("honest")
+    frame = validation_frame(space.params)
+    result = compare(space, {"recall": {"max_drop": 1.0}, "precision": {"max_drop": 1.0}})
+    labels = frame[space.params.dataset.label_column].to_numpy()
+    predicted = Champion.probability(frame) >= Champion.threshold
+    rows = {row["metric"]: row for row in result.rows}
+    assert rows["recall"]["champion"] == round(recall_score(labels, predicted), 6)
+    assert rows["precision"]["champion"] == round(precision_score(labels, predicted), 6)

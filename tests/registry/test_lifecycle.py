@@ -20,8 +20,7 @@ from mlflow.exceptions import MlflowException
 
 from churn import cli
 from churn.errors import ChurnError
-from churn.registry import versions
-from churn.registry import model_card
+from churn.registry import model_card, versions
 from churn.registry.challenge import challenge
 from churn.registry.checkout import read_checkout_model
 from churn.registry.promotion import TAG_PREVIOUS, TAG_PROMOTED_BY, promote, rollback, which
@@ -300,9 +299,9 @@ def test_an_interrupted_challenge_is_completed_by_the_next(repair_params, monkey
 
     # The next challenge completes that same version instead of stranding it.
     result = challenge(repair_params)
-    assert result["verdict"] == "passed", result
-    assert result["version"] == str(half.version)
-    assert "completed" in result["repaired"]
+    assert result.verdict == "passed", result
+    assert result.version == str(half.version)
+    assert result.repaired is not None and "completed" in result.repaired
     [done] = client.search_model_versions(f"name = '{REPAIR_NAME}'")
     assert done.tags[versions.TAG_VERDICT] == "passed"
     assert versions.CHALLENGER in client.get_model_version(REPAIR_NAME, str(done.version)).aliases
@@ -340,11 +339,11 @@ def test_a_version_whose_registration_failed_is_marked_invalid_and_replaced(repa
     monkeypatch.setattr(versions, "find_version", find)
     assert versions.state(FailedRegistration(first)) == "incomplete (registration FAILED_REGISTRATION)"
     result = challenge(params)
-    assert "marked invalid" in result["repaired"]
-    assert result["verdict"] == "passed" and result["version"] != str(first.version)
+    assert result.repaired is not None and "marked invalid" in result.repaired
+    assert result.verdict == "passed" and result.version != str(first.version)
     assert client.get_model_version(REPAIR_NAME + "-failed", str(first.version)).tags[versions.TAG_INVALID] == "true"
     monkeypatch.setattr(versions, "find_version", real_find)
-    assert str(versions.find_version(client, params, first.tags["dvc.model_md5"]).version) == result["version"]
+    assert str(versions.find_version(client, params, first.tags["dvc.model_md5"]).version) == result.version
 
 
 def test_compare_only_writes_nothing_to_the_registry(repair_params):
@@ -352,7 +351,7 @@ def test_compare_only_writes_nothing_to_the_registry(repair_params):
         update={"registry": repair_params.registry.model_copy(update={"model_name": REPAIR_NAME + "-pr"})}
     )
     result = challenge(params, register=False)
-    assert result["verdict"] == "passed" and result["version"] is None
-    assert "nothing registered" in result["note"]
+    assert result.verdict == "passed" and result.version is None
+    assert "nothing registered" in result.note
     assert versions.client(params).search_model_versions(f"name = '{REPAIR_NAME}-pr'") == []
     assert json.loads(params.paths.challenge.read_text())["verdict"] == "passed"

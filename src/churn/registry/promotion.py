@@ -9,18 +9,17 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from dataclasses import dataclass, field
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from churn.config import Params
+from churn.core import tracking
 from churn.errors import ChurnError
 from churn.io import read_json
 from churn.registry import versions
 from churn.registry.checkout import read_checkout_model
-from churn.registry.lock import registry_lock
-from churn.core import tracking
 
 TAG_PROMOTED_AT = "promotion.at"
 TAG_PROMOTED_BY = "promotion.by"
@@ -88,7 +87,7 @@ def commit() -> str:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _refusal_reason(params: Params, model_md5: str) -> str:
@@ -150,7 +149,7 @@ def promote(params: Params, model_md5: str | None = None, force: bool = False) -
     md5 = model_md5 or read_checkout_model(params).model_md5
     name = params.registry.model_name
     mlflow_client = versions.client(params)
-    with registry_lock(tracking.tracking_uri(params)):
+    with versions.registry_lock(tracking.tracking_uri(params)):
         version = versions.find_version(mlflow_client, params, md5)
         if version is None:
             raise ChurnError(f"refusing to promote model {md5}: {_refusal_reason(params, md5)}.")
@@ -193,7 +192,7 @@ def rollback(params: Params) -> RollbackResult:
     """Give @champion back to the version that held it before the current one."""
     name = params.registry.model_name
     mlflow_client = versions.client(params)
-    with registry_lock(tracking.tracking_uri(params)):
+    with versions.registry_lock(tracking.tracking_uri(params)):
         current = versions.alias_version(mlflow_client, name, versions.CHAMPION)
         if current is None:
             raise ChurnError(f"{name} has no @{versions.CHAMPION}: nothing to roll back.")

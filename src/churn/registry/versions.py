@@ -1,18 +1,27 @@
-"""Registry versions keyed by the model's DVC md5: lookup and idempotent registration."""
+"""Registry versions keyed by the model's DVC md5: lookup, idempotent registration, and
+the lock that serialises registry read-modify-write sequences."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from churn.config import Params
+from churn.core import tracking
 from churn.errors import ChurnError
 from churn.io import content_md5, read_json
 from churn.registry.checkout import CheckoutModel, ensure_locked
-from churn.core import tracking
 from churn.servable import runs
 from churn.servable.identity import serving_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -32,6 +41,31 @@ TAG_ROLLBACK_BLOCKED = "rollback.blocked"
 # found, served or promoted again; `churn challenge` registers a fresh one instead.
 TAG_INVALID = "registration.invalid"
 MAX_TAG_CHARS = 5000  # MLflow's limit for a tag value
+LOCK_DIR = Path.home() / ".cache" / "churn" / "locks"
+
+
+def lock_path(tracking_uri: str) -> Path:
+    if tracking_uri.startswith("sqlite:///"):
+        database = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
+        return database.with_name(database.name + ".registry.lock")
+    digest = hashlib.md5(tracking_uri.encode()).hexdigest()[:16]
+    return LOCK_DIR / f"registry-{digest}.lock"
+
+
+@contextmanager
+def registry_lock(tracking_uri: str) -> Iterator[None]:
+    """Registration, promotion and rollback read, then write: MLflow has no transactions
+    across calls, so two promotions racing could each read the old champion and both record
+    it as "previous". An exclusive lock makes the sequence atomic for every process on this
+    machine; for a shared server, CI serialises promotions with a concurrency group."""
+    path = lock_path(tracking_uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def gate_params_md5(params: Params) -> str:
@@ -47,31 +81,31 @@ def gate_params_md5(params: Params) -> str:
     )
 
 
-def client(params: Params):
+def client(params: Params) -> MlflowClient:
     tracking.connect(params)
     from mlflow import MlflowClient
 
     return MlflowClient()
 
 
-def find_version(mlflow_client, params: Params, model_md5: str):
+def find_version(mlflow_client: MlflowClient, params: Params, model_md5: str) -> ModelVersion | None:
     """The registry version holding this model as served under the current params (the
     same md5, contract and threshold), or None."""
     name = params.registry.model_name
     key = serving_key(params, model_md5)
     try:
-        versions = mlflow_client.search_model_versions(
+        found = mlflow_client.search_model_versions(
             f"name = '{name}' and tags.`{tracking.TAG_SERVING_KEY}` = '{key}'"
         )
     except Exception as exc:
         raise ChurnError(f"cannot search the model registry: {exc.__class__.__name__}: {exc}") from None
-    versions = sorted(
-        (v for v in versions if (v.tags or {}).get(TAG_INVALID) != "true"), key=lambda v: int(v.version)
+    usable = sorted(
+        (v for v in found if (v.tags or {}).get(TAG_INVALID) != "true"), key=lambda v: int(v.version)
     )
-    return versions[0] if versions else None
+    return usable[0] if usable else None
 
 
-def state(version) -> str:
+def state(version: ModelVersion) -> str:
     """What a version found by `find_version` is: "gated" (it carries the record of a
     gate run), or "incomplete" (created, but the command died before the gate record was
     written; the next `churn challenge` completes it)."""
@@ -81,12 +115,12 @@ def state(version) -> str:
     return "gated" if (version.tags or {}).get(TAG_VERDICT) else "incomplete"
 
 
-def mark_invalid(mlflow_client, name: str, version, reason: str) -> None:
+def mark_invalid(mlflow_client: MlflowClient, name: str, version: ModelVersion, reason: str) -> None:
     mlflow_client.set_model_version_tag(name, str(version.version), TAG_INVALID, "true")
     mlflow_client.update_model_version(name, str(version.version), description=f"Invalid: {reason}")
 
 
-def alias_version(mlflow_client, name: str, alias: str):
+def alias_version(mlflow_client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version an alias points to; None when the model or the alias does not exist.
 
     Any other failure (server down, broken store) raises: "no champion" must never be
@@ -109,7 +143,7 @@ def alias_version(mlflow_client, name: str, alias: str):
         raise ChurnError(f"cannot read alias @{alias} of {name}: {message}") from None
 
 
-def clear_challenger(mlflow_client, name: str, version: str) -> None:
+def clear_challenger(mlflow_client: MlflowClient, name: str, version: str) -> None:
     """Drop @challenger if it points at `version` (promoted, or no longer accepted)."""
     challenger = alias_version(mlflow_client, name, CHALLENGER)
     if challenger is not None and str(challenger.version) == str(version):
@@ -127,7 +161,7 @@ def registry_errors(action: str) -> Iterator[None]:
         raise ChurnError(f"{action} failed in the model registry: {exc}") from None
 
 
-def tag_text(value) -> str:
+def tag_text(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return text if len(text) <= MAX_TAG_CHARS else text[: MAX_TAG_CHARS - 3] + "..."
 
@@ -144,7 +178,7 @@ def lineage_tags(params: Params, model: CheckoutModel) -> dict[str, str]:
     }
 
 
-def register(params: Params, model: CheckoutModel, mlflow_client):
+def register(params: Params, model: CheckoutModel, mlflow_client: MlflowClient) -> ModelVersion:
     """Return the version for this model, creating it only if none exists (idempotent).
 
     Call under the registry lock: the check and the creation must not interleave with
