@@ -83,7 +83,7 @@ def run_stage(stage_module: str, params_file: str | Path = DEFAULT_PARAMS, verbo
         with progress.stage(stage_module.split(".")[1]):  # `churn: training done in 59.5 s: ...`
             result = import_module(stage_module).run(params)
         if verbose:
-            print(json.dumps(result, indent=2, default=str))
+            print(json.dumps(result.as_dict(), indent=2, default=str))
         return 0
 
     return guarded(action)

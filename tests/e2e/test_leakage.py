@@ -60,7 +60,7 @@ def test_planted_leak_is_rejected_by_name(tmp_path, monkeypatch):
     result = validate_stage.run(params)
 
     verdict = json.loads(params.paths.verdict.read_text())
-    assert verdict["verdict"] == result["verdict"] == "rejected"
+    assert verdict["verdict"] == result.verdict == "rejected"
     reasons = "\n".join(verdict["reasons"])
     assert "leakage check single_feature_auc.exit_score" in reasons
     assert "top permutation-importance feature: exit_score" in reasons

@@ -119,9 +119,9 @@ def test_bank_churn_table_runs_end_to_end(tmp_path, monkeypatch, positive, negat
     table.to_csv(params.paths.raw, index=False)
 
     report = prep_stage.run(params)
-    assert report["raw_rows"] == report["training_rows"] == ROWS
-    assert report["positive_rate"] == pytest.approx(churn_rate, abs=1e-6)
-    assert sum(report["split_rows"].values()) == ROWS
+    assert report.raw_rows == report.training_rows == ROWS
+    assert report.positive_rate == pytest.approx(churn_rate, abs=1e-6)
+    assert sum(report.split_rows.values()) == ROWS
     train_set = pd.read_parquet(params.paths.train_set)
     assert set(train_set.columns) == {"account_id", "exited", *FEATURES}  # no "surname"
     assert set(train_set["exited"].unique()) == {0, 1}
@@ -130,13 +130,13 @@ def test_bank_churn_table_runs_end_to_end(tmp_path, monkeypatch, positive, negat
 
     trained = train_stage.run(params)
     assert params.paths.model.is_file()
-    assert md5_file(params.paths.model) == trained["model_md5"]
+    assert md5_file(params.paths.model) == trained.model_md5
 
     validated = validate_stage.run(params)
     verdict = json.loads(params.paths.verdict.read_text())
     assert verdict["verdict"] in {"passed", "rejected"}
-    assert verdict["verdict"] == validated["verdict"]
-    assert verdict["model_md5"] == trained["model_md5"]
+    assert verdict["verdict"] == validated.verdict
+    assert verdict["model_md5"] == trained.model_md5
     missing_checks = {c["name"] for c in verdict["checks"] if c["name"].startswith("missing_share.")}
     assert missing_checks == {f"missing_share.{column}" for column in FEATURES}
     passed, _reasons = read_verdict(params.paths.verdict, params.paths.model)
@@ -158,8 +158,8 @@ def test_bank_churn_table_runs_end_to_end(tmp_path, monkeypatch, positive, negat
     assert by_feature["active_member"] > by_feature["balance"]
     assert params.paths.drift_report_html.stat().st_size > 0
 
-    run = tracking.find_run_for_model(params, trained["model_md5"])
-    assert run is not None and run.info.run_id == trained["run_id"]
+    run = tracking.find_run_for_model(params, trained.model_md5)
+    assert run is not None and run.info.run_id == trained.run_id
     assert run.data.params["dataset"] == "bank_churn"
     assert run.data.params["n_features"] == str(len(FEATURES))
     assert run.data.tags["dvc.raw_md5"] == md5_file(params.paths.raw)

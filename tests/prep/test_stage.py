@@ -48,8 +48,8 @@ def test_prep_reports_filled_values_per_column(tmp_path):
     params = _params(_snapshot(tmp_path / "raw.csv", 1), tmp_path / "out")
     report = stage.run(params)
     raw = _raw(1)
-    assert report["filled_missing"] == {"TotalCharges": int((raw["TotalCharges"].str.strip() == "").sum())}
-    assert report["filled_missing"]["TotalCharges"] >= 3
+    assert report.filled_missing == {"TotalCharges": int((raw["TotalCharges"].str.strip() == "").sum())}
+    assert report.filled_missing["TotalCharges"] >= 3
 
 
 def test_a_failed_write_half_way_replaces_no_output(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from churn.prep import stage as prep_stage
 from churn.training import stage as train_stage
 from churn.validation import stage as validate_stage
 from tests.conftest import PARAMS_FILE, REPO_ROOT
-from tests.helpers import free_port
+from tests.helpers import free_port, mlflow_workspace
 
 METRIC_NAMES = {"roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss", "brier"}
 
@@ -65,9 +65,7 @@ def test_every_plot_file_is_drawn_once_by_dvc_yaml():
 def project(tmp_path_factory):
     """Raw snapshot -> prep -> train, once; the MLflow env and cwd stay set for the module."""
     root = tmp_path_factory.mktemp("stage")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        mp.chdir(root)  # MLflow's sqlite store puts artifacts under ./mlruns
+    with mlflow_workspace(root):
         params = project_params(root)
         write_snapshot(simulate(1500, seed=1), params.paths.raw)
         prep_stage.run(params)
@@ -85,13 +83,13 @@ def env(project, monkeypatch):
 def test_train_writes_the_model_with_the_returned_md5(env):
     params, result = env["params"], env["result"]
     assert params.paths.model.is_file()
-    assert md5_file(params.paths.model) == result["model_md5"]
+    assert md5_file(params.paths.model) == result.model_md5
     # The model file is a loadable model that scores the validation set as reported.
     model = load_model(params.paths.model)
     validation = pd.read_parquet(params.paths.validation_set)
     proba = model.predict_proba(validation[params.dataset.feature_columns])[:, 1]
     assert roc_auc_score(validation[params.dataset.label_column], proba) == pytest.approx(
-        result["validation_roc_auc"], abs=1e-6
+        result.metrics["validation_roc_auc"], abs=1e-6
     )
 
 
@@ -100,24 +98,24 @@ def test_mlflow_run_carries_the_model_md5(env):
 
     params, result = env["params"], env["result"]
     tracking.connect(params)
-    run = mlflow.get_run(result["run_id"])
+    run = mlflow.get_run(result.run_id)
     assert run.data.tags["dvc.model_md5"] == md5_file(params.paths.model)
     assert run.data.tags["dvc.raw_md5"] == md5_file(params.paths.raw)
     assert run.data.tags["dvc.train_md5"] == md5_file(params.paths.train_set)
     assert run.data.tags["dvc.validation_md5"] == md5_file(params.paths.validation_set)
     assert run.data.params["rows.train"] == str(len(pd.read_parquet(params.paths.train_set)))
-    assert run.data.metrics["validation_roc_auc"] == pytest.approx(result["validation_roc_auc"])
+    assert run.data.metrics["validation_roc_auc"] == pytest.approx(result.metrics["validation_roc_auc"])
 
 
 def test_training_twice_gives_byte_identical_models(env):
     params, first = env["params"], env["model_bytes"]
     second = train_stage.run(params)
     assert params.paths.model.read_bytes() == first
-    assert second["model_md5"] == env["result"]["model_md5"]
-    assert second["run_id"] != env["result"]["run_id"]
+    assert second.model_md5 == env["result"].model_md5
+    assert second.run_id != env["result"].run_id
     # Both runs are tagged with the same content; the lookup finds the newest.
-    found = tracking.find_run_for_model(params, second["model_md5"])
-    assert found is not None and found.info.run_id == second["run_id"]
+    found = tracking.find_run_for_model(params, second.model_md5)
+    assert found is not None and found.info.run_id == second.run_id
 
 
 def test_unreachable_mlflow_writes_no_model(env, tmp_path, monkeypatch):
@@ -152,13 +150,13 @@ def test_validate_writes_a_verdict_for_this_model(env):
     assert verdict["model_md5"] == md5_file(params.paths.model)
     assert verdict["decision_threshold"] == params.train.decision_threshold
     assert set(verdict["validation_metrics"]) == METRIC_NAMES
-    assert verdict["validation_metrics"]["roc_auc"] == pytest.approx(env["result"]["validation_roc_auc"], abs=1e-6)
+    assert verdict["validation_metrics"]["roc_auc"] == pytest.approx(env["result"].metrics["validation_roc_auc"], abs=1e-6)
     # 1500 rows * 0.6 = 900 training rows, below the default min_train_rows of 1000.
     assert verdict["verdict"] == "rejected"
     assert any("train_rows" in reason for reason in verdict["reasons"])
     failed = [c["name"] for c in verdict["checks"] if not c["passed"]]
     assert len(failed) == len(verdict["reasons"])
-    assert result["verdict"] == verdict["verdict"]
+    assert result.verdict == verdict["verdict"]
     assert read_verdict(params.paths.verdict, params.paths.model) == (False, verdict["reasons"])
 
 

@@ -124,24 +124,24 @@ def test_empty_frames_fail_instead_of_crashing(dataset):
 def test_verdict_passed():
     checks = [Check.compare("a", "model", 0.9, ">=", 0.8)]
     result = verdict(checks)
-    assert result["verdict"] == "passed"
-    assert result["reasons"] == []
-    assert result["checks"] == [{"name": "a", "kind": "model", "value": 0.9, "op": ">=", "threshold": 0.8, "passed": True}]
+    assert result.verdict == "passed"
+    assert result.reasons == []
+    assert result.checks == [{"name": "a", "kind": "model", "value": 0.9, "op": ">=", "threshold": 0.8, "passed": True}]
 
 
 def test_verdict_lists_every_failing_reason(dataset):
     checks = model_checks(dict(METRICS, roc_auc=0.7, log_loss=0.9), Gates(min_roc_auc=0.8, max_log_loss=0.5, min_recall=0.6))
     checks += data_checks(_frame(dataset, 10, 0.3), _frame(dataset, 50, 0.9), dataset, LIMITS)
     result = verdict(checks)
-    assert result["verdict"] == "rejected"
+    assert result.verdict == "rejected"
     failing = [c for c in checks if not c.passed]
-    assert len(result["reasons"]) == len(failing) == 4
-    joined = "\n".join(result["reasons"])
+    assert len(result.reasons) == len(failing) == 4
+    joined = "\n".join(result.reasons)
     for name in ("validation_roc_auc", "validation_log_loss", "train_rows", "validation_positive_rate"):
         assert name in joined
     assert "validation_recall" not in joined
     assert "0.7" in joined and "0.8" in joined  # value and threshold
-    assert len(result["checks"]) == len(checks)
+    assert len(result.checks) == len(checks)
 
 
 def test_check_rounds_value():
@@ -160,6 +160,7 @@ def test_each_split_is_checked_under_its_own_name(dataset):
 
 def test_empty_frames_record_finite_values(dataset):
     # The verdict is JSON: an empty split must not put NaN in it (strict JSON has no NaN).
+    import dataclasses
     import json
 
     empty = _frame(dataset, 0, 0.0)
@@ -168,4 +169,4 @@ def test_empty_frames_record_finite_values(dataset):
     assert by_key["train_positive_rate", ">="].value == 0.0
     assert by_key["validation_positive_rate", "<="].value == 0.0
     assert not [c for c in checks if c.name.startswith("missing_share.")]
-    json.dumps(verdict(checks), allow_nan=False)
+    json.dumps(dataclasses.asdict(verdict(checks)), allow_nan=False)

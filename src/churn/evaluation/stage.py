@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pandas as pd
 
@@ -22,7 +24,17 @@ from churn.validation import fairness, slices
 log = logging.getLogger(__name__)
 
 
-def run(params: Params) -> dict[str, object]:
+@dataclass(frozen=True)
+class EvaluationResult:
+    metrics: dict[str, float]  # test-set metrics (paths.test_metrics)
+    slices: dict[str, Any]  # slice and fairness summary (paths.slice_metrics)
+    drift: dict[str, Any]  # train-vs-test drift summary with per-column detail
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def run(params: Params) -> EvaluationResult:
     paths, dataset, settings = params.paths, params.dataset, params.evaluate
     with progress.phase("reading the model, train and test sets") as step:
         model = load_model(paths.model)
@@ -77,7 +89,7 @@ def run(params: Params) -> dict[str, object]:
     )
     drifted = f"; {drift['columns_drifted']} of {drift['columns_total']} columns drifted" if "columns_total" in drift else ""
     progress.did(f"test roc_auc {metrics['roc_auc']:.4f} on {len(test):,} rows{drifted}")
-    return {"metrics": metrics, "slices": slice_summary, "drift": drift}
+    return EvaluationResult(metrics, slice_summary, drift)
 
 
 SLICE_COLUMNS = ["slice", "column", "value", "rows", "positives", "positive_rate", "predicted_positive_rate",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 from churn import progress
 from churn.config import Params
 from churn.core.clean import clean_features, encode_labels, filled_counts
@@ -18,7 +21,23 @@ from churn.prep.identifiers import reject_identifier_features
 from churn.prep.split import split_dataset
 
 
-def run(params: Params) -> dict[str, object]:
+@dataclass(frozen=True)
+class PrepReport:
+    """Row counts of each step, written to paths.prep_report (a DVC metric)."""
+
+    raw_rows: int
+    filled_missing: dict[str, int]
+    feature_rows: int
+    label_rows: int
+    training_rows: int
+    positive_rate: float
+    split_rows: dict[str, int]
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def run(params: Params) -> PrepReport:
     paths, dataset = params.paths, params.dataset
     # Everything is computed and checked before the first write: a failure leaves no
     # partial outputs behind.
@@ -51,15 +70,15 @@ def run(params: Params) -> dict[str, object]:
         label=dataset.label_column,
     )
     sets = split_dataset(training_set.df, dataset.label_column, params.prep.split)
-    report = {
-        "raw_rows": len(typed),
-        "filled_missing": filled_counts(typed, dataset),
-        "feature_rows": len(features),
-        "label_rows": len(labels),
-        "training_rows": len(training_set.df),
-        "positive_rate": round(float(training_set.df[dataset.label_column].mean()), 6),
-        "split_rows": {name: len(frame) for name, frame in sets.items()},
-    }
+    report = PrepReport(
+        raw_rows=len(typed),
+        filled_missing=filled_counts(typed, dataset),
+        feature_rows=len(features),
+        label_rows=len(labels),
+        training_rows=len(training_set.df),
+        positive_rate=round(float(training_set.df[dataset.label_column].mean()), 6),
+        split_rows={name: len(frame) for name, frame in sets.items()},
+    )
     # All seven outputs or none: a full disk half-way leaves no mix of new and old files.
     try:
         with output_set() as out:
@@ -68,7 +87,7 @@ def run(params: Params) -> dict[str, object]:
             write_parquet(out.path(paths.train_set), sets["train"])
             write_parquet(out.path(paths.validation_set), sets["validation"])
             write_parquet(out.path(paths.test_set), sets["test"])
-            write_json(out.path(paths.prep_report), report)
+            write_json(out.path(paths.prep_report), report.as_dict())
     except OSError as exc:
         raise ChurnError(
             f"prep could not write its outputs ({exc}); none of them was replaced. Free space or "

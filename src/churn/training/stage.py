@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from dataclasses import dataclass
 
 from churn import progress
 from churn.config import Params
@@ -14,7 +16,17 @@ from churn.io import md5_file, write_bytes
 from churn.training.pipeline import build_pipeline, iteration_probe
 
 
-def run(params: Params) -> dict[str, str | float]:
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str  # the MLflow run that holds the servable model
+    model_md5: str  # md5 of the model file, the key registry versions are found by
+    metrics: dict[str, float]  # train_* and validation_* metrics, as logged
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def run(params: Params) -> TrainResult:
     from churn.servable import runs
 
     paths, dataset = params.paths, params.dataset
@@ -61,4 +73,4 @@ def run(params: Params) -> dict[str, str | float]:
     write_bytes(paths.model, model_bytes)
     progress.did(f"{params.train.family} on {len(train):,} rows, validation roc_auc "
                  f"{metrics.get('validation_roc_auc', float('nan')):.4f}, MLflow run {run_id}")
-    return {"run_id": run_id, "model_md5": model_md5, **metrics}
+    return TrainResult(run_id, model_md5, metrics)

@@ -70,10 +70,15 @@ def data_checks(train: pd.DataFrame, validation: pd.DataFrame, dataset: Dataset,
     return checks
 
 
-def verdict(checks: list[Check]) -> dict[str, object]:
+@dataclass(frozen=True)
+class Decision:
+    """All checks together: rejected when any failed, with one reason per failure."""
+
+    verdict: str
+    reasons: list[str]
+    checks: list[dict[str, Any]]
+
+
+def verdict(checks: list[Check]) -> Decision:
     reasons = [check.reason() for check in checks if not check.passed]
-    return {
-        "verdict": "rejected" if reasons else "passed",
-        "reasons": reasons,
-        "checks": [check.as_dict() for check in checks],
-    }
+    return Decision("rejected" if reasons else "passed", reasons, [check.as_dict() for check in checks])

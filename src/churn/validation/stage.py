@@ -6,6 +6,10 @@ run; `churn gate` turns the verdict into an exit code for CI.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
 from churn import progress
 from churn.config import Params
 from churn.core.metrics import classification_metrics
@@ -17,7 +21,28 @@ from churn.validation import baseline, fairness, leakage, slices
 from churn.validation.gates import data_checks, model_checks, verdict
 
 
-def run(params: Params) -> dict[str, object]:
+@dataclass(frozen=True)
+class ValidationResult:
+    """The verdict record, written to paths.verdict; `core.verdict.read_verdict` reads it
+    back (and fails closed on a stale or foreign one)."""
+
+    verdict: str  # "passed" or "rejected"
+    reasons: list[str]
+    checks: list[dict[str, Any]]
+    model_md5: str
+    params_md5: str
+    decision_threshold: float
+    validation_metrics: dict[str, float]
+    leakage: dict[str, Any]
+    baseline: dict[str, Any]
+    slices: list[dict[str, Any]]
+    fairness: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def run(params: Params) -> ValidationResult:
     paths, dataset, settings = params.paths, params.dataset, params.validation
     threshold, seed = params.train.decision_threshold, params.train.seed
     with progress.phase("reading the model, train and validation sets") as step:
@@ -47,17 +72,20 @@ def run(params: Params) -> dict[str, object]:
         )
         step.done(f"{len(evidence)} checks")
     checks += evidence
-    result = {
-        **verdict(checks),
-        "model_md5": md5_file(paths.model),
-        "params_md5": verdict_params_md5(params),
-        "decision_threshold": threshold,
-        "validation_metrics": metrics,
-        "leakage": {"single_feature_auc": feature_aucs},
-        "baseline": {"candidate_roc_auc": metrics["roc_auc"], "roc_auc": baselines.roc_auc, "skipped": baselines.skipped},
-        "slices": [s.as_dict() for s in by_slice],
-        "fairness": [r.as_dict() for r in fair],
-    }
-    write_json(paths.verdict, result)
-    progress.did(f"gate {result['verdict']} ({sum(c.passed for c in checks)} of {len(checks)} checks passed)")
+    decision = verdict(checks)
+    result = ValidationResult(
+        verdict=decision.verdict,
+        reasons=decision.reasons,
+        checks=decision.checks,
+        model_md5=md5_file(paths.model),
+        params_md5=verdict_params_md5(params),
+        decision_threshold=threshold,
+        validation_metrics=metrics,
+        leakage={"single_feature_auc": feature_aucs},
+        baseline={"candidate_roc_auc": metrics["roc_auc"], "roc_auc": baselines.roc_auc, "skipped": baselines.skipped},
+        slices=[s.as_dict() for s in by_slice],
+        fairness=[r.as_dict() for r in fair],
+    )
+    write_json(paths.verdict, result.as_dict())
+    progress.did(f"gate {result.verdict} ({sum(c.passed for c in checks)} of {len(checks)} checks passed)")
     return result
