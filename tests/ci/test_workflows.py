@@ -514,7 +514,7 @@ def test_permissions_timeouts_and_triggers(path):
         assert writes <= {"pull-requests"}, f"{path.name}: job {job_id} writes {writes}"
         if "pull-requests" in writes:
             scripts = " ".join(s for _, s in shell_scripts(job))
-            assert re.search(r"\bcml(@[\w.]+)? comment (update|create)", scripts), (
+            assert re.search(r"\bcml(\.js\"?|@[\w.]+)? comment (update|create)", scripts), (
                 f"{path.name}: job {job_id} may write to PRs but posts no comment"
             )
 
@@ -615,8 +615,13 @@ def test_pr_comment_workflow_never_runs_pr_code():
     assert set(trigger) == {"workflow_run"}
     assert trigger["workflow_run"]["workflows"] == [_load(_workflow("pr.yml"))["name"]]
     (job,) = _jobs(path).values()
-    uses = [str(step.get("uses", "")) for step in _steps(job)]
-    assert not any(u.startswith("actions/checkout@") for u in uses), "checks out code"
+    # The one checkout: this repository's default branch (the workflow_run context's
+    # commit, never the PR's), sparse to the pinned CML install.
+    for step in _steps(job):
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            settings = step.get("with", {})
+            assert settings.get("sparse-checkout") == ".github/cml", "checks out more than the CML lock"
+            assert "ref" not in settings and "repository" not in settings, "checks out another commit"
     scripts = "\n".join(s for _, s in shell_scripts(job))
     assert ".venv" not in scripts and not list(invocations(scripts)), "runs project code"
     assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
@@ -764,3 +769,35 @@ def test_azure_pull_requests_cannot_poison_main():
     guard = train.rfind('if [ "$(Build.Reason)" != "PullRequest" ]', 0, push)
     assert guard != -1 and "fi" not in train[guard:push].split(), "PR builds push the run-cache"
     assert "MLFLOW_EXPERIMENT_NAME=churn-pr" in train
+
+
+# ------------------------------------------------------------------ CML, pinned
+
+
+CML_DIR = REPO / ".github" / "cml"
+
+
+def test_cml_is_installed_from_a_pinned_commit_with_a_hash_for_every_dependency():
+    install = (CML_DIR / "install.sh").read_text()
+    commit = re.search(r"^CML_COMMIT=([0-9a-f]+)", install, re.M)
+    assert commit and len(commit.group(1)) == 40, "CML is not pinned to a full commit SHA"
+    assert "npm ci" in install and "--ignore-scripts" in install
+    lock = json.loads((CML_DIR / "package-lock.json").read_text())
+    assert lock["packages"][""]["name"] == "@dvcorg/cml"
+    unpinned = [
+        name for name, entry in lock["packages"].items()
+        if name and not entry.get("link") and not str(entry.get("integrity", "")).startswith("sha512-")
+    ]
+    assert not unpinned, f"lockfile entries without a sha512 integrity: {unpinned[:5]}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_cml_runs_only_from_the_pinned_install(path):
+    for job_id, job in _jobs(path).items():
+        scripts = [script for _, script in shell_scripts(job)]
+        joined = "\n".join(scripts)
+        assert "npx" not in joined and "@dvcorg/cml" not in joined, f"{path.name}: {job_id} runs CML unpinned"
+        posts = [i for i, script in enumerate(scripts) if re.search(r"\bcml\.js\"? comment", script)]
+        installs = [i for i, script in enumerate(scripts) if "cml/install.sh" in script]
+        if posts:
+            assert installs and min(installs) < min(posts), f"{path.name}: {job_id} posts before installing CML"
