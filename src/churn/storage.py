@@ -80,14 +80,7 @@ class Folder:
         if not self.remote:
             local = Path(self.root)
             return [Folder(p) for p in sorted(local.iterdir()) if p.is_dir()] if local.is_dir() else []
-        fs, path = self._fs()
-        try:
-            entries = fs.ls(path, detail=True)
-        except FileNotFoundError:
-            return []
-        except Exception as exc:
-            raise self._remote_error("list", exc) from None
-        names = sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == "directory")
+        names = sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in self._entries() if e["type"] == "directory")
         return [self.child(name) for name in names]
 
     def files(self, prefix: str, suffix: str) -> list[str | Path]:
@@ -95,15 +88,18 @@ class Folder:
         if not self.remote:
             local = Path(self.root)
             return list(sorted(local.glob(f"{prefix}*{suffix}"))) if local.is_dir() else []
+        names = sorted(e["name"].rsplit("/", 1)[-1] for e in self._entries() if e["type"] == "file")
+        return [f"{str(self.root).rstrip('/')}/{n}" for n in names if n.startswith(prefix) and n.endswith(suffix)]
+
+    def _entries(self) -> list[dict[str, Any]]:
+        """The remote folder's listing (fsspec detail dicts); empty when it does not exist."""
         fs, path = self._fs()
         try:
-            entries = fs.ls(path, detail=True)
+            return list(fs.ls(path, detail=True))
         except FileNotFoundError:
             return []
         except Exception as exc:
             raise self._remote_error("list", exc) from None
-        names = sorted(e["name"].rsplit("/", 1)[-1] for e in entries if e["type"] == "file")
-        return [f"{str(self.root).rstrip('/')}/{n}" for n in names if n.startswith(prefix) and n.endswith(suffix)]
 
     def exists(self, name: str) -> bool:
         if not self.remote:

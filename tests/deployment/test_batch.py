@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from churn.config import Params, load_params, parse_params
+from churn.config import Params, parse_params
 from churn.core.clean import clean_features, encode_labels
 from churn.core.contract import REASONS_COLUMN, read_raw_csv, validate_raw
 from churn.core.model_file import model_to_bytes
@@ -23,8 +24,7 @@ from churn.io import write_csv
 from churn.servable.pyfunc import ChurnModel, log_churn_model
 from churn.servable.runs import SERVING_PACKAGES
 from churn.training.pipeline import build_pipeline
-from tests.conftest import PARAMS_FILE
-from tests.helpers import free_port
+from tests.helpers import free_port, mlflow_workspace, repo_params
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 OUTPUT_COLUMNS = ["customerID", "churn_probability", "churn_prediction", "model_version", "scored_at"]
@@ -40,13 +40,11 @@ class Registry:
     models: dict  # version string -> the fitted pipeline behind it
 
 
-def test_params(**hyperparameters) -> Params:
-    raw = load_params(PARAMS_FILE).model_dump(mode="json", by_alias=True)
-    raw["train"]["hyperparameters"]["hist_gradient_boosting"].update(
-        {"max_iter": 30, "max_leaf_nodes": 7, **hyperparameters}
-    )
-    raw["tracking"]["experiment"] = "churn-tests"
-    return parse_params(raw)
+def test_params(**hyperparameters: Any) -> Params:
+    def update(raw: dict[str, Any]) -> None:
+        raw["train"]["hyperparameters"]["hist_gradient_boosting"].update({"max_iter": 30, **hyperparameters})
+
+    return repo_params(update)
 
 
 test_params.__test__ = False  # a helper, not a test
@@ -103,9 +101,7 @@ def register_models(directory: Path) -> Registry:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory) -> Registry:
     directory = tmp_path_factory.mktemp("registry")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{directory / 'mlflow.db'}")
-        mp.chdir(directory)
+    with mlflow_workspace(directory):
         return register_models(directory)
 
 

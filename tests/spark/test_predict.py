@@ -11,25 +11,9 @@ from churn.deployment import batch
 from churn.deployment.inference_log import read_log
 from churn.errors import ChurnError
 from churn.spark.predict import REASONS, predict_spark, rejected_dir_for
-from tests.deployment.test_batch import NOW, register_models
+from tests.deployment.test_batch import NOW
 
 pytestmark = pytest.mark.spark
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("spark-registry")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{directory / 'mlflow.db'}")
-        mp.chdir(directory)
-        return register_models(directory)
-
-
-@pytest.fixture
-def store(registry, monkeypatch, tmp_path):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
-    monkeypatch.chdir(tmp_path)
-    return registry
 
 
 def records(tmp_path) -> pd.DataFrame:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from churn.errors import ChurnError
@@ -39,6 +40,9 @@ def spark_session() -> Any:
         if active is not None:
             return active
         builder = builder.master(os.environ.get("CHURN_SPARK_MASTER", "local[*]"))
+        # Local workers must run this interpreter (it has churn and the model's packages),
+        # not whichever `python3` comes first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in CONF.items():
         builder = builder.config(key, value)
     try:
