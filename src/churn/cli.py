@@ -293,7 +293,7 @@ def _summary(args: argparse.Namespace, params: Params) -> int:
 def _monitor(args: argparse.Namespace, params: Params) -> int:
     from churn.monitoring.command import monitor
 
-    outcome = monitor(params, check=args.check, drill_down=not args.no_drill_down)
+    outcome = monitor(params, check=args.check, drill_down=not args.no_drill_down, engine=args.engine)
     result, paths = outcome.result, params.monitor.paths
     if result.up_to_date:
         print(f"monitor: up to date ({result.windows} windows); nothing recomputed")
@@ -418,6 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument(
         "--no-drill-down", action="store_true",
         help="skip the evidently report of the latest window (it takes seconds); the dashboard links the last one",
+    )
+    monitor.add_argument(
+        "--engine", choices=["pandas", "spark"], default="pandas",
+        help="pandas: read the log on this machine, incrementally (default); spark: compute the window aggregates "
+        "with Spark (pyspark, Java 17+; local mode, spark-submit, Databricks or SPARK_REMOTE), same tables",
     )
     tune = command("tune", "seeded hyperparameter search on train/validation (nested MLflow runs)", _tune)
     tune.add_argument("--trials", type=int, help="number of trials (default: tune.trials)")
