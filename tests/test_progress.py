@@ -301,3 +301,7 @@ def test_quiet_shows_neither_bars_nor_phase_lines(prep_project):
     assert "\x1b[" not in out and "━" not in out
     assert "reading and checking" not in out
     assert re.fullmatch(r"churn: prep done in \d+\.\d s: 3,000 raw rows -> .*", out.strip()), out
+
+
+def test_slow_rates_keep_two_digits():
+    assert [progress._rate(r) for r in (12_345.6, 10.0, 9.87, 0.4234, 0.0412)] == ["12,346", "10", "9.9", "0.42", "0.041"]

@@ -119,6 +119,11 @@ def _count(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
+def _rate(per_second: float) -> str:
+    # Slow units (trials, windows) keep two digits: `0.42 trials/s`, not `0 trials/s`.
+    return f"{per_second:,.0f}" if per_second >= 10 else f"{per_second:.2g}"
+
+
 @dataclass
 class Tracker:
     """One phase or task in flight. Methods are thread-safe and cheap in every mode."""
@@ -174,7 +179,7 @@ class Tracker:
         elapsed = self.elapsed
         rate = ""
         if self._done_text is None and self.unit and self.completed and elapsed > 0:
-            rate = f" ({_count(round(self.completed / elapsed))} {self.unit}/s)"
+            rate = f" ({_rate(self.completed / elapsed)} {self.unit}/s)"
         line = f"{PREFIX}{self.description}: {what} in {format_seconds(elapsed)}{rate}" if what else (
             f"{PREFIX}{self.description} in {format_seconds(elapsed)}"
         )
@@ -344,7 +349,7 @@ def _new_bars() -> Progress:
             parts = [task.fields.get("counts", "")]
             speed, unit = task.speed, task.fields.get("unit", "")
             if speed and unit:  # the unit is already in the counts
-                parts.append(f"{_count(round(speed))}/s")
+                parts.append(f"{_rate(speed)}/s")
             parts.append(task.fields.get("note", ""))
             return Text("  ".join(part for part in parts if part), style="progress.download")
 

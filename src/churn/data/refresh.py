@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churn import progress
 from churn.config import Dataset, Params
 from churn.core.clean import clean_features
 from churn.core.contract import ContractError, read_raw_csv, validate_raw
@@ -162,35 +163,39 @@ def build(params: Params, as_of: datetime, *, log_root: str | Path | None = None
     root = params.paths.inference_log if log_root is None else log_root
     if not inference_log.exists(root):
         raise ChurnError(f"the inference log {root} does not exist: nothing to refresh from (score and label first)")
-    log = inference_log.read_log(root, window_start.date(), as_of.date(), dataset=dataset, with_labels=True)
-    in_window = (log[inference_log.SCORED_AT] >= pd.Timestamp(window_start)) & (
-        log[inference_log.SCORED_AT] <= pd.Timestamp(as_of)
-    )
-    log = log[in_window]
-    labelled = log[log[dataset.label_column].notna()]
-    # One row per customer: the latest scoring (its features are the newest).
-    labelled = labelled.sort_values([inference_log.SCORED_AT, dataset.id_column], kind="stable")
-    labelled = labelled.drop_duplicates(dataset.id_column, keep="last").reset_index(drop=True)
-    unlabelled = int(log.loc[log[dataset.label_column].isna(), dataset.id_column].nunique())
+    with progress.phase(f"reading the inference log {root} from {window_start:%Y-%m-%d}") as reading:
+        log = inference_log.read_log(root, window_start.date(), as_of.date(), dataset=dataset, with_labels=True)
+        in_window = (log[inference_log.SCORED_AT] >= pd.Timestamp(window_start)) & (
+            log[inference_log.SCORED_AT] <= pd.Timestamp(as_of)
+        )
+        log = log[in_window]
+        labelled = log[log[dataset.label_column].notna()]
+        # One row per customer: the latest scoring (its features are the newest).
+        labelled = labelled.sort_values([inference_log.SCORED_AT, dataset.id_column], kind="stable")
+        labelled = labelled.drop_duplicates(dataset.id_column, keep="last").reset_index(drop=True)
+        unlabelled = int(log.loc[log[dataset.label_column].isna(), dataset.id_column].nunique())
+        reading.done(f"{len(log):,} rows scored in the window, {len(labelled):,} customers labelled")
     if len(labelled) < settings.min_labelled_rows:
         raise ChurnError(
             f"only {len(labelled)} labelled predictions were scored between {_iso(window_start)} and {_iso(as_of)} "
             f"({unlabelled} more have no label yet); refresh needs refresh.min_labelled_rows = "
             f"{settings.min_labelled_rows}: attach labels (`churn label`), widen refresh.window_days, or wait"
         )
-    from_log = log_rows_as_raw(labelled, dataset)
-    check_round_trip(from_log, labelled, dataset)
+    with progress.phase("building the snapshot and checking it against the contract") as building:
+        from_log = log_rows_as_raw(labelled, dataset)
+        check_round_trip(from_log, labelled, dataset)
 
-    dropped: tuple[str, ...] = ()
-    outside = replaced = 0
-    current = pd.DataFrame(columns=dataset.raw_columns)
-    if settings.horizon_days > 0:
-        current, outside, dropped = _current_rows(params, meta or {}, window_start)
-        newer = current[dataset.id_column].astype(str).isin(set(from_log[dataset.id_column]))
-        replaced = int(newer.sum())
-        current = current[~newer]
-    snapshot_frame = pd.concat([current, from_log], ignore_index=True)[dataset.raw_columns]
-    validate_raw(snapshot_frame, dataset, source="the refreshed snapshot")
+        dropped: tuple[str, ...] = ()
+        outside = replaced = 0
+        current = pd.DataFrame(columns=dataset.raw_columns)
+        if settings.horizon_days > 0:
+            current, outside, dropped = _current_rows(params, meta or {}, window_start)
+            newer = current[dataset.id_column].astype(str).isin(set(from_log[dataset.id_column]))
+            replaced = int(newer.sum())
+            current = current[~newer]
+        snapshot_frame = pd.concat([current, from_log], ignore_index=True)[dataset.raw_columns]
+        validate_raw(snapshot_frame, dataset, source="the refreshed snapshot")
+        building.done(f"{len(from_log):,} rows from the log + {len(current):,} of the current snapshot")
     counts = RefreshCounts(
         from_log=len(from_log),
         from_current=len(current),
@@ -217,7 +222,9 @@ def refresh(params: Params, as_of: datetime | None = None, *, log_root: str | Pa
                 f"`dvc checkout {snapshot.dvc_file(raw)}` before refreshing"
             )
     frame, counts, window_start = build(params, as_of, log_root=log_root, meta=meta)
-    write_csv(raw, frame)
+    with progress.phase(f"writing {raw}") as writing:
+        write_csv(raw, frame)
+        writing.done(f"{len(frame):,} rows")
     root = params.paths.inference_log if log_root is None else log_root
     provenance = {
         "source": REFRESH_SOURCE,
@@ -235,7 +242,8 @@ def refresh(params: Params, as_of: datetime | None = None, *, log_root: str | Pa
         },
         "previous_md5": previous_md5,
     }
-    snapshot.track(raw, provenance)
+    with progress.phase(f"dvc add and push {raw}"):
+        snapshot.track(raw, provenance)
     md5, _ = snapshot.read_tracked(raw)
     return RefreshResult(
         raw=raw,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from churn import progress
 from churn.config import Params, SearchParam
 from churn.core.metrics import classification_metrics
 from churn.core.splits import read_split
@@ -92,10 +93,15 @@ def run(params: Params, *, trials: int | None = None, apply: bool = False,
     paths, dataset = params.paths, params.dataset
     features, label = dataset.feature_columns, dataset.label_column
     # Train and validation only: the test set stays an unbiased estimate of the chosen model.
-    train = read_split(paths.train_set, dataset)
-    validation = read_split(paths.validation_set, dataset)
+    with progress.phase("reading the train and validation sets") as reading:
+        train = read_split(paths.train_set, dataset)
+        validation = read_split(paths.validation_set, dataset)
+        reading.done(f"{len(train):,} + {len(validation):,} rows")
 
-    mlflow = tracking.connect(params)
+    with progress.phase("connecting to MLflow"):
+        mlflow = tracking.connect(params)
+    # Our trial lines and bar replace Optuna's per-trial INFO log and its own tqdm bar
+    # (show_progress_bar stays off), so each trial is reported once.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction: Literal["minimize", "maximize"] = "minimize" if metric in LOWER_IS_BETTER else "maximize"
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=params.tune.seed))
@@ -103,6 +109,12 @@ def run(params: Params, *, trials: int | None = None, apply: bool = False,
     study.enqueue_trial(current)  # trial 0 scores today's params.yaml, so "best" is never worse
 
     def objective(trial: Any) -> float:
+        with progress.phase(f"trial {trial.number + 1} of {n_trials}") as step:
+            value, values = score_trial(trial)
+            step.done(f"validation {metric} {value:.4f} {values}")
+        return value
+
+    def score_trial(trial: Any) -> tuple[float, dict[str, Any]]:
         values = {name: suggest(trial, name, spec) for name, spec in space.items()}
         trial.set_user_attr("values", values)
         config = params.train.model_copy(
@@ -118,8 +130,8 @@ def run(params: Params, *, trials: int | None = None, apply: bool = False,
                 validation[label], model.predict_proba(validation[features])[:, 1], params.train.decision_threshold
             )
             mlflow.log_metrics({f"validation_{k}": v for k, v in scores.items()})
-        log.info("trial %d: validation %s %.4f %s", trial.number, metric, scores[metric], values)
-        return scores[metric]
+        log.debug("trial %d: validation %s %.4f %s", trial.number, metric, scores[metric], values)
+        return scores[metric], values
 
     tags = {
         TAG_TUNE: "study",
@@ -130,7 +142,9 @@ def run(params: Params, *, trials: int | None = None, apply: bool = False,
     with mlflow.start_run(run_name=f"tune {family}", tags=tags) as parent:
         mlflow.log_params({"family": family, "metric": metric, "trials": n_trials, "sampler_seed": params.tune.seed,
                            "train_seed": params.train.seed})
-        study.optimize(objective, n_trials=n_trials)
+        with progress.task(f"tuning {family}", total=n_trials, unit="trials") as trials_done:
+            study.optimize(objective, n_trials=n_trials, show_progress_bar=False,
+                           callbacks=[progress.optuna_callback(trials_done, direction_word=f"best {metric}")])
         best = study.best_trial
         best_values = dict(best.user_attrs["values"])
         mlflow.log_params({f"best.{k}": v for k, v in best_values.items()})
