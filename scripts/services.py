@@ -11,6 +11,10 @@ artifacts, the inference log), and `mlflow server --app-name basic-auth` serves 
 the registry and proxied artifacts. Secrets are generated once and kept in the directory
 (mode 0600), so a second `up` finds the same users and is harmless. Ports come from
 --pg-port/--s3-port/--mlflow-port or CHURN_PG_PORT/CHURN_S3_PORT/CHURN_MLFLOW_PORT.
+
+While a server starts, stderr shows which one with a spinner and elapsed time (in a log: a
+line as it starts); each ends with `<name>: ready at ... after 3.2 s` on stdout. --quiet (or
+CHURN_QUIET=1, e.g. `make services CHURN_QUIET=1`) keeps only those result lines and errors.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from typing import Any
 
 import psutil
 
+from churn import progress
+
 BIN = Path(sys.executable).parent
 DEFAULT_DIR = Path(".services")
 # Away from the usual 5432 (PostgreSQL), 9000 (MinIO) and 5000 (MLflow, macOS AirPlay).
@@ -49,6 +55,7 @@ REGION = "us-east-1"
 MLFLOW_ADMIN = "admin"
 DVC_REMOTE = "services"
 ORDER = ("postgres", "s3", "mlflow")  # start order; stop in reverse
+LABELS = {"postgres": "PostgreSQL", "s3": "the S3 server", "mlflow": "the MLflow server"}
 START_TIMEOUT = 180.0
 
 
@@ -531,6 +538,19 @@ def wanted_ports(args: argparse.Namespace) -> dict[str, int]:
     return ports
 
 
+def start(name: str, layout: Layout, ports: dict[str, int], keys: dict[str, str]) -> tuple[Record, float]:
+    """Start one server and wait until it answers; its record and the seconds that took.
+    A spinner while it starts; in a log, a line saying which server is awaited."""
+    with progress.waiting(f"starting {LABELS[name]}", f"on {HOST}:{ports[name]}, waiting until it answers") as wait:
+        if name == "postgres":
+            record = start_postgres(layout, ports[name], keys)
+        elif name == "s3":
+            record = start_s3(layout, ports[name], keys)
+        else:
+            record = start_mlflow(layout, ports, keys)
+    return record, wait.elapsed
+
+
 def up(layout: Layout, args: argparse.Namespace) -> None:
     layout.root.mkdir(parents=True, exist_ok=True)
     state = load_state(layout)
@@ -547,15 +567,11 @@ def up(layout: Layout, args: argparse.Namespace) -> None:
                 f"port {ports[name]} ({name}) is taken by another program: choose another with "
                 f"{PORT_VARIABLES[name]}=<port> (e.g. `make services {PORT_VARIABLES[name]}={ports[name] + 1}`)"
             )
-        if name == "postgres":
-            record = start_postgres(layout, ports[name], keys)
-        elif name == "s3":
-            record = start_s3(layout, ports[name], keys)
-        else:
-            record = start_mlflow(layout, ports, keys)
+        record, seconds = start(name, layout, ports, keys)
         state[name] = record
         save_state(layout, state)  # at once: a later failure must still let `down` stop it
-        say(f"{name}: ready at {HOST}:{record.port} (pid {record.pid}, log {record.log})")
+        say(f"{name}: ready at {HOST}:{record.port} (pid {record.pid}, log {record.log}) "
+            f"after {progress.format_seconds(seconds)}")
         if name == "postgres":
             ensure_databases(ports["postgres"], keys)
             say(f"postgres: databases {', '.join(DATABASES)} present")
@@ -617,7 +633,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlflow-port", type=int)
     parser.add_argument("--dvc-repo", default=".", help="DVC repository that gets the local remote (default: here)")
     parser.add_argument("--no-dvc-remote", action="store_true", help="do not add the DVC remote")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress while servers start (results and errors still print); also CHURN_QUIET=1")
     args = parser.parse_args(argv)
+    progress.configure(quiet=args.quiet)
     layout = Layout(Path(args.dir).resolve())
     try:
         if args.command == "up":

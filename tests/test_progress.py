@@ -305,3 +305,20 @@ def test_quiet_shows_neither_bars_nor_phase_lines(prep_project):
 
 def test_slow_rates_keep_two_digits():
     assert [progress._rate(r) for r in (12_345.6, 10.0, 9.87, 0.4234, 0.0412)] == ["12,346", "10", "9.9", "0.42", "0.041"]
+
+
+def test_waiting_says_what_it_waits_for_as_it_begins_and_leaves_the_end_to_the_caller(monkeypatch):
+    stream = use(monkeypatch, "plain")
+    with progress.waiting("starting a server", "on 127.0.0.1:1") as wait:
+        assert stream.getvalue() == "churn: starting a server on 127.0.0.1:1\n"  # before the wait ends
+        time.sleep(0.01)
+    assert stream.getvalue() == "churn: starting a server on 127.0.0.1:1\n" and wait.elapsed >= 0.01
+    stream = use(monkeypatch, "quiet")
+    with progress.waiting("starting a server"):
+        pass
+    assert stream.getvalue() == ""
+    stream = use(monkeypatch, "live", terminal=True)
+    with progress.waiting("starting a server", "on 127.0.0.1:1"):
+        time.sleep(0.15)
+    drawn = stream.getvalue()
+    assert "starting a server" in drawn and "on 127.0.0.1:1" in drawn and "churn:" not in drawn  # a spinner, no line

@@ -21,6 +21,10 @@ The whole API, for every command (stages, predict, report, monitor, tune, refres
         ...                                                # its closing line is always printed,
         progress.did("14,000 rows, validation roc_auc 0.84")   # `churn: training done in 59.5 s: 14,000 rows, ...`
 
+    with progress.waiting("starting PostgreSQL", "on 127.0.0.1:55432") as wait:  # spinner; in logs a
+        start_and_wait()                                   # line as it begins; the caller prints
+    print(f"postgres: ready after {progress.format_seconds(wait.elapsed)}")      # the end itself
+
     progress.summary("...")                                # any line printed even with --quiet
 
 `progress.optuna_callback(t)` advances a task once per finished Optuna trial and notes the
@@ -238,6 +242,22 @@ def phase(description: str) -> Iterator[Tracker]:
     says what it did."""
     with task(description) as tracker:
         yield tracker
+
+
+@contextmanager
+def waiting(description: str, detail: str = "") -> Iterator[Tracker]:
+    """A wait whose end the caller reports itself, in its own result line (`postgres: ready at
+    ... after 3.2 s`): a spinner with elapsed time in a terminal (`detail` after it, where a
+    long description would be cut); in a log one line as it begins, `churn: <description>
+    <detail>`, so the log shows what is being waited on; no closing line."""
+    tracker = Tracker(description, _note=detail)
+    if mode() == "plain":
+        _emit(PREFIX + " ".join(filter(None, (description, detail))))
+    _open_bar(tracker)
+    try:
+        yield tracker
+    finally:
+        _close_bar(tracker, None)
 
 
 @contextmanager

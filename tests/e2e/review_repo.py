@@ -15,8 +15,22 @@ from pathlib import Path
 from tests.e2e.conftest import Project, make_project
 
 
-def _report(project: Project) -> str:
-    project.run("churn", "report", "--base", "main")
+def _report(project: Project, *options: str, terminal: bool = False, log: dict | None = None, key: str = "") -> str:
+    """Run `churn [options] report --base main` through a pipe, or in a pseudo-terminal;
+    its stdout and stderr go to `log[key]` (the progress tests read them)."""
+    command = ["churn", *options, "report", "--base", "main"]
+    if terminal:
+        from tests.helpers import PROGRESS_ENVIRONMENT, run_command
+
+        env = {k: v for k, v in project.env.items() if k not in PROGRESS_ENVIRONMENT}
+        env.update(TERM="xterm-256color", COLUMNS="120")
+        status, output = run_command(command, terminal=True, env=env, cwd=project.path, timeout=900)
+        assert status == 0, output
+    else:
+        result = project.run(*command)
+        output = result.stderr + result.stdout  # progress (stderr) comes before the result line
+    if log is not None:
+        log[key] = output
     return (project.path / "report.md").read_text()
 
 
@@ -30,7 +44,8 @@ def build_review_repo(base: Path) -> dict:
     project.repro()
     _commit(project, "main: reproduced")
     project.run("dvc", "push", "-q")
-    out = {"project": project, "unchanged": _report(project)}
+    logs: dict[str, str] = {}
+    out = {"project": project, "logs": logs, "unchanged": _report(project, log=logs, key="piped")}
 
     project.git("checkout", "-q", "-b", "fewer-trees")
     project.set_params(
@@ -38,7 +53,7 @@ def build_review_repo(base: Path) -> dict:
     )
     project.repro()
     _commit(project, "train: fewer trees")
-    out["param"] = _report(project)
+    out["param"] = _report(project, "--quiet", terminal=True, log=logs, key="quiet")
     out["param_drift"] = json.loads((project.path / "metrics/drift_vs_base.json").read_text())
     out["images"] = sorted(p.name for p in (project.path / "report").glob("*.png") if p.stat().st_size > 0)
 
@@ -48,7 +63,7 @@ def build_review_repo(base: Path) -> dict:
     project.run("churn", "simulate", "--period", "drifted", "--track")
     project.repro()
     _commit(project, "data: later period")
-    out["data"] = _report(project)
+    out["data"] = _report(project, terminal=True, log=logs, key="terminal")
     out["data_drift"] = json.loads((project.path / "metrics/drift_vs_base.json").read_text())
     out["html"] = (project.path / "report" / "drift_base_vs_head.html").stat().st_size
     return out

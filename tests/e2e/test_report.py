@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.e2e.conftest import clone_without_remote
 from tests.e2e.review_repo import build_review_repo
+from tests.helpers import CONTROL_CHARACTERS, without_escapes
 
 pytestmark = pytest.mark.e2e
 
@@ -65,24 +68,67 @@ def test_report_has_verdict_plots_and_links(reports):
     assert "MLflow run" in text
 
 
-def _report_from_scratch(project) -> str:
-    """Data, pipeline and report in a clone where nothing of the base is cached."""
+def _report_from_scratch(project) -> tuple[str, str]:
+    """Data, pipeline and report in a clone where nothing of the base is cached; the report
+    and what the command printed."""
     project.run("churn", "ensure-data")
     project.repro()
-    project.run("churn", "report", "--base", "main")
-    return (project.path / "report.md").read_text()
+    printed = project.run("churn", "report", "--base", "main").stderr
+    return (project.path / "report.md").read_text(), printed
 
 
 def test_base_data_in_no_cache_or_remote_is_rebuilt(reports, tmp_path):
     """A CI job with no shared DVC remote: the base's data exists nowhere but can be rebuilt."""
     project = clone_without_remote(reports["project"], tmp_path, branch="later-period")
-    text = _report_from_scratch(project)
+    text, printed = _report_from_scratch(project)
     assert "so it was rebuilt here" in text
+    # Each step of the rebuild is a phase line with its time: a CI log shows where minutes go.
+    steps = [
+        r"churn: looking for the base's data/processed/train\.parquet in the DVC cache or remote: not there in \d+\.\d s",
+        r"churn: checking main out in a temporary worktree in \d+\.\d s",
+        r"churn: main: churn ensure-data in \d+\.\d s",
+        r"churn: main: dvc repro in \d+\.\d s",
+        r"churn: rebuilding the prep outputs of main in a temporary worktree in \d+\.\d s",
+    ]
+    lines = printed.splitlines()
+    found = [next((i for i, line in enumerate(lines) if re.fullmatch(step, line)), None) for step in steps]
+    assert None not in found and found == sorted(found), printed
     drift = text.split("### Drift")[1].split("###")[0]
     assert "MonthlyCharges" in drift and "⚠️ yes" in drift
     raw_line = next(line for line in text.splitlines() if "data/raw/telco_churn.csv" in line)
     assert raw_line.count("3,000") == 2
     assert project.git("worktree", "list").count("\n") == 1, "the temporary worktree must be gone"
+
+
+# --- progress: phases in a terminal and through a pipe, none with --quiet ------------------------
+
+PHASES = ("drift between the base and head training data (evidently)", "plots", "params, metrics and data against main (dvc diff)")
+
+
+def test_report_piped_prints_a_line_per_phase_and_no_control_characters(reports):
+    printed = reports["logs"]["piped"]
+    assert not re.search(CONTROL_CHARACTERS, printed), repr(printed)
+    lines = printed.splitlines()
+    assert re.fullmatch(r"churn: looking for the base's .* in the DVC cache or remote: found in \d+\.\d s", lines[0]), printed
+    assert any(re.fullmatch(r"churn: drift between .*: 0 of \d+ columns drifted in \d+\.\d s", line) for line in lines), printed
+    assert any(re.fullmatch(r"churn: plots: 3 images in report in \d+\.\d s", line) for line in lines), printed
+    assert re.fullmatch(r"churn: review report against main in \d+\.\d s", lines[-2]), printed
+    assert lines[-1].startswith("wrote report.md (3 plots in report); gate ")
+
+
+def test_report_in_a_terminal_draws_its_phases(reports):
+    printed = reports["logs"]["terminal"]
+    assert "\x1b[" in printed and "━" in printed
+    text = without_escapes(printed)
+    for phase in PHASES:
+        assert f"churn: {phase}" in text, text
+    assert "wrote report.md" in text
+
+
+def test_report_quiet_prints_only_its_result(reports):
+    printed = reports["logs"]["quiet"]
+    assert "\x1b[" not in printed and "churn:" not in printed, printed
+    assert printed.strip().startswith("wrote report.md (3 plots in report); gate ")
 
 
 def test_rebuilt_base_uses_the_base_code_so_a_prep_change_shows_as_drift(reports, tmp_path):
@@ -98,7 +144,7 @@ def test_rebuilt_base_uses_the_base_code_so_a_prep_change_shows_as_drift(reports
     origin.git("commit", "-q", "-am", "prep: a bug that doubles charges")
 
     project = clone_without_remote(origin, tmp_path, branch="prep-doubles-charges")
-    text = _report_from_scratch(project)
+    text, _ = _report_from_scratch(project)
     assert "so it was rebuilt here" in text
     drift = text.split("### Drift")[1].split("###")[0]
     monthly = next(line for line in drift.splitlines() if line.startswith("| MonthlyCharges"))

@@ -105,7 +105,11 @@ def team(tmp_path_factory):
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         for name in ("postgres", "s3", "mlflow"):
-            assert re.search(rf"^{name}: ready at 127\.0\.0\.1:\d+ \(pid \d+", started.stdout, re.M), started.stdout
+            assert re.search(rf"^{name}: ready at 127\.0\.0\.1:\d+ \(pid \d+, log .*\) after \d+\.\d s$", started.stdout, re.M), started.stdout
+        # Through a pipe: a plain line as each server starts (which one, where), no control characters.
+        for label in ("PostgreSQL", "the S3 server", "the MLflow server"):
+            assert re.search(rf"^churn: starting {label} on 127\.0\.0\.1:\d+, waiting until it answers$", started.stderr, re.M), started.stderr
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", started.stdout + started.stderr)
         env = read_env(directory / "env")
         assert (directory / "env").stat().st_mode & 0o077 == 0  # credentials: owner only
         base = tmp_path_factory.mktemp("team")

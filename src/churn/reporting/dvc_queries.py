@@ -121,7 +121,8 @@ def rebuild_base_prep(base: str, paths: list[str]) -> tuple[dict[str, bytes], st
         return {}, f"no DVC cache: {cache.stderr.strip()[:200]}"
     with tempfile.TemporaryDirectory(prefix="churn-base-") as tmp:
         worktree = Path(tmp) / "base"
-        added = _run("git", "worktree", "add", "--detach", "--quiet", str(worktree), base)
+        with progress.phase(f"checking {base} out in a temporary worktree"):
+            added = _run("git", "worktree", "add", "--detach", "--quiet", str(worktree), base)
         if added.returncode:
             return {}, f"cannot check out {base}: {added.stderr.strip()[:200]}"
         try:
@@ -134,7 +135,9 @@ def rebuild_base_prep(base: str, paths: list[str]) -> tuple[dict[str, bytes], st
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(worktree / "src"), os.environ.get("PYTHONPATH")]))}
             for step in steps:
                 try:
-                    result = run_tool(step, cwd=worktree, env=env, timeout=900)
+                    # One line per step: `dvc repro prep` at the base can take minutes.
+                    with progress.phase(f"{base}: {' '.join(step[:2])}"):
+                        result = run_tool(step, cwd=worktree, env=env, timeout=900)
                 except ChurnError as exc:
                     return {}, str(exc)
                 assert result is not None
@@ -154,7 +157,10 @@ class BaseFiles:
         self.rebuilt: dict[str, bytes] = {}
         self.note: str | None = None
         errors: list[str] = []
-        if dvc_read(probe, base, errors) is None:
+        with progress.phase(f"looking for the base's {probe} in the DVC cache or remote") as looking:
+            found = dvc_read(probe, base, errors) is not None
+            looking.done("found" if found else "not there")
+        if not found:
             why = errors[0] if errors else "unknown"
             with progress.phase(f"rebuilding the prep outputs of {base} in a temporary worktree"):
                 self.rebuilt, problem = rebuild_base_prep(base, rebuild_paths)

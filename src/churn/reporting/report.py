@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from churn import progress
 from churn.config import Params
 from churn.errors import ChurnError
 from churn.io import read_json, write_json, write_text
@@ -48,16 +49,24 @@ def build(params: Params, base: str) -> ReportResult:
         probe=str(paths.train_set),
     )
     verdict_lines, verdict = verdict_section(params)
-    drift_lines, drift = drift_section(params, base_files)
+    with progress.phase("drift between the base and head training data (evidently)") as drifting:
+        drift_lines, drift = drift_section(params, base_files)
+        drifting.done(f"{drift['columns_drifted']} of {drift['columns_total']} columns drifted" if drift else "not computed")
     if base_files.note:
         drift_lines = [f"_{base_files.note}_", "", *drift_lines]
-    plot_lines, images = plots_section(params, base, assets)
+    with progress.phase("plots") as plotting:
+        plot_lines, images = plots_section(params, base, assets)
+        plotting.done(f"{len(images)} images in {assets}")
+    with progress.phase(f"params, metrics and data against {base} (dvc diff)"):
+        params_lines = params_section(base)
+        metrics_lines = metrics_section(params, base)
+        data_lines = data_section(base, base_files)
     sections = [
         (f"## Churn pipeline report: `{_short(_head())}` vs `{base}` (`{base_commit[:8]}`)", []),
         ("### Verdict", verdict_lines),
-        ("### Params", params_section(base)),
-        ("### Metrics", metrics_section(params, base)),
-        ("### Data", data_section(base, base_files)),
+        ("### Params", params_lines),
+        ("### Metrics", metrics_lines),
+        ("### Data", data_lines),
         ("### Drift between the base and head training data", drift_lines),
         ("### Plots", plot_lines),
         ("### Links", links_section(params)),
