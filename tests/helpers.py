@@ -184,3 +184,6 @@ def churn_here(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.
         assert main(argv) == status
         err = stream.getvalue()
     return capsys.readouterr().out, err
+
+# A closing line's duration as churn.progress.format_seconds writes it: `3.2 s`, `2 min 05 s`.
+DURATION = r"(?:\d+\.\d s|\d+ min \d\d s)"

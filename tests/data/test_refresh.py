@@ -164,37 +164,37 @@ def churn_refresh(project, monkeypatch, capsys, *options: str, terminal: bool) -
 
 
 def test_refresh_in_a_terminal_draws_its_phases_and_writes_what_a_quiet_run_writes(project, monkeypatch, capsys, tmp_path):
+    from churn import progress
+    from churn.io import write_csv
     from tests.helpers import without_escapes
 
-    twin = tmp_path / "twin"
-    shutil.copytree(project["dir"], twin)
+    with monkeypatch.context() as quiet:  # the snapshot as made with no progress at all
+        quiet.setattr(progress, "_mode", "quiet")
+        reference = tmp_path / "reference.csv"
+        write_csv(reference, build(project["params"], AS_OF, meta=snapshot.read_tracked(project["params"].paths.raw)[1])[0])
     _, err = churn_refresh(project, monkeypatch, capsys, terminal=True)
     assert "\x1b[" in err and "━" in err  # rich's spinner and bar
     text = without_escapes(err)
     for phase in ("reading the inference log", "building the snapshot", "writing data/raw/snapshot.csv",
                   "dvc add and push data/raw/snapshot.csv"):
         assert f"churn: {phase}" in text, text
-    # The DVC-tracked output is the same byte for byte as one made with no progress at all.
-    monkeypatch.chdir(twin)
-    monkeypatch.setenv("CHURN_PROGRESS", "quiet")
-    refresh(params_for(twin), AS_OF)
-    for name in ("data/raw/snapshot.csv", "data/raw/snapshot.csv.dvc"):
-        assert (twin / name).read_bytes() == (project["dir"] / name).read_bytes()
+    # The DVC-tracked output is the same byte for byte.
+    assert project["params"].paths.raw.read_bytes() == reference.read_bytes()
 
 
 def test_refresh_piped_prints_a_line_per_phase_with_counts(project, monkeypatch, capsys):
     import re
 
-    from tests.helpers import CONTROL_CHARACTERS
+    from tests.helpers import CONTROL_CHARACTERS, DURATION
 
     _, err = churn_refresh(project, monkeypatch, capsys, terminal=False)
     assert not re.search(CONTROL_CHARACTERS, err), repr(err)
     expected = [
-        r"churn: reading the inference log log from 2026-10-02: 31 rows scored in the window, 21 customers labelled in \d+\.\d s",
-        r"churn: building the snapshot and checking it against the contract: 21 rows from the log \+ 59 of the current snapshot in \d+\.\d s",
-        r"churn: writing data/raw/snapshot.csv: 80 rows in \d+\.\d s",
-        r"churn: dvc add and push data/raw/snapshot.csv in \d+\.\d s",
-        r"churn: building the next raw snapshot from the inference log \(dvc add, push\) in \d+\.\d s",
+        r"churn: reading the inference log log from 2026-10-02: 31 rows scored in the window, 21 customers labelled in " + DURATION,
+        r"churn: building the snapshot and checking it against the contract: 21 rows from the log \+ 59 of the current snapshot in " + DURATION,
+        r"churn: writing data/raw/snapshot.csv: 80 rows in " + DURATION,
+        r"churn: dvc add and push data/raw/snapshot.csv in " + DURATION,
+        r"churn: building the next raw snapshot from the inference log \(dvc add, push\) in " + DURATION,
     ]
     lines = err.splitlines()
     assert len(lines) == len(expected) and all(re.fullmatch(p, line) for p, line in zip(expected, lines, strict=True)), err

@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.conftest import clone_without_remote
 from tests.e2e.review_repo import build_review_repo
-from tests.helpers import CONTROL_CHARACTERS, without_escapes
+from tests.helpers import CONTROL_CHARACTERS, DURATION, without_escapes
 
 pytestmark = pytest.mark.e2e
 
@@ -84,11 +84,11 @@ def test_base_data_in_no_cache_or_remote_is_rebuilt(reports, tmp_path):
     assert "so it was rebuilt here" in text
     # Each step of the rebuild is a phase line with its time: a CI log shows where minutes go.
     steps = [
-        r"churn: looking for the base's data/processed/train\.parquet in the DVC cache or remote: not there in \d+\.\d s",
-        r"churn: checking main out in a temporary worktree in \d+\.\d s",
-        r"churn: main: churn ensure-data in \d+\.\d s",
-        r"churn: main: dvc repro in \d+\.\d s",
-        r"churn: rebuilding the prep outputs of main in a temporary worktree in \d+\.\d s",
+        r"churn: looking for the base's data/processed/train\.parquet in the DVC cache or remote: not there in " + DURATION,
+        r"churn: checking main out in a temporary worktree in " + DURATION,
+        r"churn: main: churn ensure-data in " + DURATION,
+        r"churn: main: dvc repro in " + DURATION,
+        r"churn: rebuilding the prep outputs of main in a temporary worktree in " + DURATION,
     ]
     lines = printed.splitlines()
     found = [next((i for i, line in enumerate(lines) if re.fullmatch(step, line)), None) for step in steps]
@@ -109,10 +109,10 @@ def test_report_piped_prints_a_line_per_phase_and_no_control_characters(reports)
     printed = reports["logs"]["piped"]
     assert not re.search(CONTROL_CHARACTERS, printed), repr(printed)
     lines = printed.splitlines()
-    assert re.fullmatch(r"churn: looking for the base's .* in the DVC cache or remote: found in \d+\.\d s", lines[0]), printed
-    assert any(re.fullmatch(r"churn: drift between .*: 0 of \d+ columns drifted in \d+\.\d s", line) for line in lines), printed
-    assert any(re.fullmatch(r"churn: plots: 3 images in report in \d+\.\d s", line) for line in lines), printed
-    assert re.fullmatch(r"churn: review report against main in \d+\.\d s", lines[-2]), printed
+    assert re.fullmatch(r"churn: looking for the base's .* in the DVC cache or remote: found in " + DURATION, lines[0]), printed
+    assert any(re.fullmatch(r"churn: drift between .*: 0 of \d+ columns drifted in " + DURATION, line) for line in lines), printed
+    assert any(re.fullmatch(r"churn: plots: 3 images in report in " + DURATION, line) for line in lines), printed
+    assert re.fullmatch(r"churn: review report against main in " + DURATION, lines[-2]), printed
     assert lines[-1].startswith("wrote report.md (3 plots in report); gate ")
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from churn import progress
-from tests.helpers import CONTROL_CHARACTERS, churn_here, repo_params, without_escapes
+from tests.helpers import CONTROL_CHARACTERS, DURATION, churn_here, repo_params, without_escapes
 
 TRIALS = 2
 
@@ -58,7 +58,7 @@ def test_tune_in_a_terminal_shows_a_bar_of_trials_and_the_best_score(tune_projec
     assert "\x1b[" in err and "━" in err
     text = without_escapes(err)
     assert "of 2 trials" in text and "best roc_auc 0." in text  # the live bar: counts and best so far
-    assert re.search(r"churn: tuning hist_gradient_boosting: 2 of 2 trials in \d+\.\d s .*; best roc_auc 0\.\d{4}", text), text
+    assert re.search(r"churn: tuning hist_gradient_boosting: 2 of 2 trials in " + DURATION + r" .*; best roc_auc 0\.\d{4}", text), text
 
 
 def test_tune_piped_prints_a_line_per_trial_and_no_control_characters(tune_project, monkeypatch, capsys):
@@ -69,10 +69,10 @@ def test_tune_piped_prints_a_line_per_trial_and_no_control_characters(tune_proje
     lines = err.splitlines()
     trials = [line for line in lines if line.startswith("churn: trial ")]
     assert [line.split(":")[1] for line in trials] == [" trial 1 of 2", " trial 2 of 2"], err
-    assert all(re.search(r": validation roc_auc 0\.\d{4} \{'learning_rate': .*\} in \d+\.\d s$", line) for line in trials), err
+    assert all(re.search(r": validation roc_auc 0\.\d{4} \{'learning_rate': .*\} in " + DURATION + r"$", line) for line in trials), err
     closing = [line for line in lines if line.startswith("churn: tuning ")]
     assert len(closing) == 1 and re.fullmatch(
-        r"churn: tuning hist_gradient_boosting: 2 of 2 trials in \d+\.\d s \([\d.]+ trials/s\); best roc_auc 0\.\d{4}",
+        r"churn: tuning hist_gradient_boosting: 2 of 2 trials in " + DURATION + r" \([\d.]+ trials/s\); best roc_auc 0\.\d{4}",
         closing[0],
     ), err
 
