@@ -59,15 +59,6 @@ CONTROL_CHARACTERS = r"[\x00-\x08\x0b-\x1f\x7f]"  # anything but \t and \n: no b
 PROGRESS_ENVIRONMENT = ("CI", "TERM", "CHURN_QUIET", "CHURN_PROGRESS")
 
 
-def command_env(**extra: str) -> dict[str, str]:
-    """This environment without anything that chooses a progress mode, plus `extra`."""
-    import os
-
-    env = {k: v for k, v in os.environ.items() if k not in PROGRESS_ENVIRONMENT}
-    env.update(TERM="xterm-256color", COLUMNS="120", **extra)
-    return env
-
-
 def run_command(command: list[str], *, terminal: bool, env: dict[str, str], cwd: Path | None = None,
                 timeout: float = 180) -> tuple[int, str]:
     """Exit code and stdout + stderr together, from a pseudo-terminal or a pipe."""
