@@ -417,7 +417,7 @@ def test_the_default_upper_bound_is_configurable(raw_frame, dataset):
     assert "tenure" not in failures  # its own max (1000) applies
 
 
-@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "NaN", "Infinity"])
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "NaN", "Infinity", "+nan", " -NaN "])
 def test_non_finite_numbers_are_contract_failures(raw_frame, dataset, text):
     raw_frame.loc[4, "MonthlyCharges"] = text
     failure = _only(raw_frame, dataset)
@@ -452,3 +452,170 @@ def test_contract_errors_say_what_is_true_about_previous_outputs(raw_frame, data
         validate_raw(raw_frame, dataset)
     assert "untouched" not in str(info.value)
     assert "dvc checkout" in str(info.value)
+
+
+# ------------------------------------------- every rule of the contract, one at a time (issue 14)
+
+
+def _with(dataset, **numeric_updates):
+    """The dataset with TotalCharges' spec changed (for fill_missing_when variants)."""
+    spec = dataset.numeric["TotalCharges"].model_copy(update=numeric_updates)
+    return dataset.model_copy(update={"numeric": {**dataset.numeric, "TotalCharges": spec}})
+
+
+def test_a_failed_check_reads_as_one_line_with_its_rows_and_examples():
+    assert FailedCheck("tenure", "wrong type", 1, ("'a'",)).describe() == "tenure: wrong type in 1 row (e.g. 'a')"
+    assert (FailedCheck("tenure", "wrong type", 2, ("'a'", "'b'")).describe()
+            == "tenure: wrong type in 2 rows (e.g. 'a', 'b')")
+    assert FailedCheck("Contract", "column is missing", 0, ()).describe() == "Contract: column is missing"
+
+
+def test_the_contract_error_says_how_to_fix_it_and_what_became_of_the_outputs():
+    error = ContractError("data/raw/x.csv", [FailedCheck("Contract", "column is missing", 0, ())])
+    assert str(error).splitlines() == [
+        "data/raw/x.csv breaks the data contract (1 failed checks):",
+        "  - Contract: column is missing",
+        "Fix the file (or the `dataset` section of params.yaml if the contract is wrong) and rerun. "
+        "Nothing was written (under `dvc repro`, DVC removed this stage's outputs before it ran: "
+        "`dvc checkout` restores the ones dvc.lock records).",
+    ]
+
+
+def test_raw_data_is_the_default_source_named(raw_frame, dataset):
+    with pytest.raises(ContractError, match=r"^raw data breaks the data contract"):
+        validate_raw(raw_frame.drop(columns=["Contract"]), dataset)
+
+
+def test_a_two_column_file_with_another_delimiter_is_named_with_its_path(tmp_path):
+    path = tmp_path / "two.csv"
+    header = "a;" + "b" * 80
+    path.write_text(f"{header}\n1;2\n")
+    with pytest.raises(ChurnError) as info:
+        read_raw_csv(path)
+    assert str(info.value) == (
+        f"{path} is semicolon-separated (';' in its header {header[:60]!r}...), "
+        "not comma-separated: save it as a comma-separated CSV."
+    )
+
+
+def test_the_label_column_is_required_in_training_data(raw_frame, dataset):
+    failure = _only(raw_frame.drop(columns=[dataset.label_column]), dataset)
+    assert (failure.column, failure.check) == (dataset.label_column, "column is missing")
+
+
+def test_a_numeric_label_is_the_wrong_type(raw_frame, dataset):
+    raw_frame[dataset.label_column] = (raw_frame[dataset.label_column] == "Yes").astype(int)
+    checks = {(f.column, f.check) for f in _failures(raw_frame, dataset)}
+    assert (dataset.label_column, "wrong type") in checks
+
+
+def test_a_categorical_column_of_another_type_is_the_wrong_type(raw_frame, dataset):
+    raw_frame["Contract"] = pd.Timestamp("2024-01-01")
+    checks = {(f.column, f.check) for f in _failures(raw_frame, dataset)}
+    assert ("Contract", "wrong type") in checks
+
+
+def test_a_missing_category_is_a_missing_value(raw_frame, dataset):
+    raw_frame.loc[3, "Contract"] = np.nan
+    failure = _only(raw_frame, dataset)
+    assert (failure.column, failure.check, failure.failing_rows) == ("Contract", "missing values", 1)
+
+
+def test_a_missing_customer_id_is_a_missing_value(raw_frame, dataset):
+    raw_frame.loc[2, dataset.id_column] = np.nan
+    failure = _only(raw_frame, dataset)
+    assert (failure.column, failure.check, failure.failing_rows) == (dataset.id_column, "missing values", 1)
+
+
+def test_numeric_ids_are_accepted_as_text(raw_frame, dataset):
+    raw_frame[dataset.id_column] = range(100, 100 + len(raw_frame))
+    typed = validate_raw(raw_frame, dataset)
+    assert typed[dataset.id_column].tolist()[:2] == ["100", "101"]
+
+
+def test_one_row_is_enough_and_extra_columns_are_kept(raw_frame, dataset):
+    typed = validate_raw(raw_frame.head(1).assign(note="x"), dataset)
+    assert len(typed) == 1
+    assert typed["note"].tolist() == ["x"]
+
+
+def test_a_fractional_tenure_fails_the_integer_check_by_name(raw_frame, dataset):
+    raw_frame.loc[1, "tenure"] = "2.5"
+    assert _only(raw_frame, dataset).check == "is_integer"
+
+
+def test_a_missing_numeric_column_does_not_stop_the_others_from_being_checked(raw_frame, dataset):
+    raw = raw_frame.drop(columns=["tenure"])
+    raw.loc[0, "MonthlyCharges"] = "abc"
+    failures = [(f.column, f.check) for f in _failures(raw, dataset)]
+    # Without tenure, the tenure-0 row's blank TotalCharges cannot be shown to be allowed.
+    assert failures == [
+        ("MonthlyCharges", "wrong type (not a number)"),
+        ("TotalCharges", "missing values (filled only when tenure is 0)"),
+        ("tenure", "column is missing"),
+    ]
+
+
+def test_unparseable_text_in_a_fillable_column_is_a_wrong_type_not_a_missing_value(raw_frame, dataset):
+    raw_frame.loc[3, "TotalCharges"] = "abc"
+    failure = _only(raw_frame, dataset)
+    assert (failure.column, failure.check) == ("TotalCharges", "wrong type (not a number)")
+
+
+def test_fill_missing_when_compares_numbers_as_numbers(raw_frame, dataset, special_ids):
+    # "0" in params.yaml (quoted) matches tenure 0 read from the file as "0"; a value that is
+    # no number never matches a numeric column, and does not break the check.
+    for values in (["0"], [0.0], ["zero", 0.0]):
+        typed = validate_raw(raw_frame, _with(dataset, fill_missing_when={"tenure": values}))
+        assert typed.set_index(dataset.id_column)["TotalCharges"].isna().sum() == 1
+    failure = _only(raw_frame, _with(dataset, fill_missing_when={"tenure": ["zero"]}))
+    assert failure.check == "missing values (filled only when tenure is zero)"
+
+
+def test_fill_missing_when_needs_every_condition(raw_frame, dataset, special_ids):
+    row = raw_frame.index[raw_frame[dataset.id_column] == special_ids["tenure_zero"]][0]
+    assert raw_frame.loc[row, "Contract"] == "Two year"
+    both = {"Contract": ["Two year"], "tenure": [0.0, "1"]}
+    validate_raw(raw_frame, _with(dataset, fill_missing_when=both))  # tenure 0 and a two-year contract
+    failing = raw_frame.copy()
+    failing.loc[row, "Contract"] = "One year"
+    failure = _only(failing, _with(dataset, fill_missing_when=both))
+    assert failure.check == "missing values (filled only when Contract is Two year and tenure is 0 or 1)"
+    # the other order of the same two conditions
+    failure = _only(failing, _with(dataset, fill_missing_when=dict(reversed(both.items()))))
+    assert failure.check == "missing values (filled only when tenure is 0 or 1 and Contract is Two year)"
+    # a blank at tenure 5 on a two-year contract: one condition of two is not enough
+    late = raw_frame.copy()
+    late.loc[row, "tenure"] = "5"
+    assert _only(late, _with(dataset, fill_missing_when=dict(reversed(both.items())))).failing_rows == 1
+
+
+def test_a_timestamp_column_is_parsed_and_required(raw_frame, dataset):
+    stamped = dataset.model_copy(update={"timestamp_column": "signup"})
+    dates = ["2024-01-02"] * len(raw_frame)
+    typed = validate_raw(raw_frame.assign(signup=dates), stamped)
+    assert typed["signup"].dtype == "datetime64[ns]"
+    assert typed["signup"].iloc[0] == pd.Timestamp("2024-01-02")
+    missing = _failures(raw_frame.assign(signup=[*dates[:-1], np.nan]), stamped)
+    assert [(f.column, f.check) for f in missing] == [("signup", "missing values")]
+    wrong = _failures(raw_frame.assign(signup=[*dates[:-1], "not a date"]), stamped)
+    assert {(f.column, f.check) for f in wrong} == {("signup", "wrong type")}
+
+
+def test_categorical_codes_that_arrive_as_numbers_are_read_as_text(raw_frame, dataset):
+    from churn.core.contract import REASONS_COLUMN, validate_rows
+
+    codes = raw_frame["SeniorCitizen"].astype(int)  # JSON gives 0/1
+    valid, rejected = validate_rows(raw_frame.assign(SeniorCitizen=codes), dataset)
+    assert rejected.empty
+    assert valid["SeniorCitizen"].tolist() == raw_frame["SeniorCitizen"].tolist()
+    floats = codes.astype(float)  # a column with a gap comes as floats: 0.0, 1.0, NaN
+    floats.iloc[2] = np.nan
+    valid, rejected = validate_rows(raw_frame.assign(SeniorCitizen=floats), dataset)
+    assert valid["SeniorCitizen"].tolist() == raw_frame["SeniorCitizen"].drop(index=2).tolist()
+    assert rejected[REASONS_COLUMN].tolist() == ["SeniorCitizen: missing values nan"]
+    fractional = floats.fillna(0.5)  # 0.5 is no code: every value stays as written
+    valid, rejected = validate_rows(raw_frame.assign(SeniorCitizen=fractional), dataset)
+    assert valid.empty
+    assert rejected[REASONS_COLUMN].iloc[2] == "SeniorCitizen: unknown value (allowed: ['0', '1']) '0.5'"
+    assert rejected[REASONS_COLUMN].iloc[0] == "SeniorCitizen: unknown value (allowed: ['0', '1']) '0.0'"

@@ -34,7 +34,9 @@ SCOPE: dict[str, tuple[str, ...]] = {
     "churn.registry.challenge": ("*",),
     "churn.registry.promotion": ("*",),
     "churn.core.contract": ("*",),
-    "churn.core.model_file": ("_is_trusted", "_read", "trusted_types_of", "load_model"),
+    "churn.core.model_file": ("_read", "archive_types", "refused_types", "trusted_types_of", "load_model"),
+    "churn.monitoring.trigger": ("*",),
+    "churn.validation.leakage": ("*",),
 }
 DETECTED = {"killed", "timeout", "caught by type check"}
 ENTRY = re.compile(r"^- `(?P<name>[^`]+)` \u2014 `(?P<line>[^`]+)`: (?P<why>\S.*)$")
@@ -145,8 +147,12 @@ def table(verdict: Verdict) -> str:
 
 
 def added_lines(diff: str) -> str:
-    """The lines a mutant's diff adds (what the mutation wrote)."""
-    return "\n".join(line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++"))
+    """What a mutant's diff changes: the lines it writes, then "without <line>" for each line
+    it deletes (how an entry names a mutant that only removes code)."""
+    lines = diff.splitlines()
+    added = [line[1:] for line in lines if line.startswith("+") and not line.startswith("+++")]
+    removed = [f"without {line[1:].strip()}" for line in lines if line.startswith("-") and not line.startswith("---")]
+    return "\n".join(added + removed)
 
 
 def mutmut(*args: str) -> subprocess.CompletedProcess:

@@ -86,3 +86,23 @@ def test_the_scope_matches_the_files_mutmut_mutates():
     assert modules == files
     for path in config["only_mutate"]:
         assert (Path(__file__).resolve().parents[2] / path).is_file(), path
+
+
+def test_a_mutant_that_only_deletes_a_line_is_named_by_what_it_removes():
+    from tests.mutation.run import added_lines
+
+    deletion = "--- a.py\n+++ a.py\n@@ -1,3 +1,2 @@\n     columns,\n-        strict=False,\n     coerce=False,\n"
+    assert added_lines(deletion) == "without strict=False,"
+    change = "--- a.py\n+++ a.py\n@@ -1 +1 @@\n-        coerce=False,\n+        coerce=None,\n"
+    assert added_lines(change).splitlines() == ["        coerce=None,", "without coerce=False,"]
+
+
+def test_every_function_in_scope_exists():
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "src"
+    for module, functions in SCOPE.items():
+        tree = ast.parse((root / (module.replace(".", "/") + ".py")).read_text())
+        defined = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+        missing = [name for name in functions if name != "*" and name not in defined]
+        assert not missing, f"{module}: {missing} (renamed or removed: update SCOPE)"
