@@ -356,6 +356,39 @@ def test_a_non_archive_is_refused_naming_the_error():
         trusted_types_of(b"not a zip")
     assert str(info.value).startswith("The model data is not a valid skops archive (BadZipFile: ")
 
+def test_load_model_names_what_it_was_given(tmp_path):
+    with pytest.raises(ChurnError) as info:
+        load_model(b"not a zip")
+    assert str(info.value).startswith("The model data is not a valid skops archive (BadZipFile: ")
+    path = tmp_path / "model.skops"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ChurnError) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"Model file {path} is not a valid skops archive (BadZipFile: ")
+    with pytest.raises(ChurnError) as info:
+        load_model(tmp_path)
+    assert str(info.value) == f"Model file {tmp_path} is a directory, not a skops archive."
+
+
+def test_an_allowed_archive_that_cannot_be_loaded_says_so_and_how_to_rebuild_it(tmp_path, fitted):
+    with zipfile.ZipFile(io.BytesIO(model_to_bytes(fitted["lr"]))) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    array = next(name for name in members if name.endswith(".npy"))
+    members[array] = b"not an array"  # the schema (and its types) untouched
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    path = tmp_path / "model.skops"
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(ChurnError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert message.startswith(f"Model file {path} is not a valid skops archive, or was written by an incompatible "
+                              "skops/scikit-learn version (ValueError: ")
+    assert message.endswith("). Run `dvc repro train` to rebuild it.")
+
+
 # ------------------------------------------------ the allow-list and a crafted archive
 
 
