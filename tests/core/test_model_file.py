@@ -389,6 +389,36 @@ def test_an_allowed_archive_that_cannot_be_loaded_says_so_and_how_to_rebuild_it(
     assert message.endswith("). Run `dvc repro train` to rebuild it.")
 
 
+def test_a_shared_reference_is_no_type_of_its_own():
+    # skops writes a shared object again by id; older archives point back with a CachedNode,
+    # which names no type: the allow-list admits it as the reference it is.
+    from churn.core.model_file import archive_types, refused_types
+
+    data = sio.dumps([np.arange(3.0)])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    schema = json.loads(members["schema.json"])
+    schema["content"].append({"__loader__": "CachedNode", "__id__": schema["content"][0]["__id__"]})
+    members["schema.json"] = json.dumps(schema).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    types, loaders = archive_types(buffer.getvalue())
+    assert loaders == {"ListNode", "NdArrayNode", "CachedNode"}
+    assert types == {"builtins.list", "numpy.ndarray"}
+    assert refused_types(buffer.getvalue()) == []
+
+
+def test_the_allow_list_readers_name_the_model_data_by_default():
+    from churn.core.model_file import archive_types, refused_types
+
+    for read in (archive_types, refused_types):
+        with pytest.raises(ChurnError) as info:
+            read(b"not a zip")
+        assert str(info.value).startswith("The model data is not a valid skops archive (BadZipFile: ")
+
+
 # ------------------------------------------------ the allow-list and a crafted archive
 
 
