@@ -419,6 +419,25 @@ def test_the_allow_list_readers_name_the_model_data_by_default():
         assert str(info.value).startswith("The model data is not a valid skops archive (BadZipFile: ")
 
 
+def test_an_archive_of_an_unknown_skops_protocol_is_not_a_valid_archive():
+    from churn.core.model_file import trusted_types_of
+
+    data = sio.dumps([np.arange(3.0)])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    schema = json.loads(members["schema.json"])
+    schema["protocol"] = 999  # every type allowed, but no skops can read it
+    members["schema.json"] = json.dumps(schema).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(ChurnError) as info:
+        trusted_types_of(buffer.getvalue())
+    assert str(info.value).startswith("The model data is not a valid skops archive (ValueError: ")
+    assert "protocol 999" in str(info.value)
+
+
 # ------------------------------------------------ the allow-list and a crafted archive
 
 
