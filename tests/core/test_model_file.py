@@ -438,6 +438,19 @@ def test_an_archive_of_an_unknown_skops_protocol_is_not_a_valid_archive():
     assert "protocol 999" in str(info.value)
 
 
+def test_a_type_only_skops_sees_is_refused_too(monkeypatch, fitted):
+    # The allow-list reads the schema itself; should a skops version trust-check a type the
+    # schema walk did not see, skops' own answer is held to the allow-list as well.
+    from churn.core import model_file
+
+    data = model_to_bytes(fitted["lr"])
+    monkeypatch.setattr(model_file.sio, "get_untrusted_types",
+                        lambda data: ["numpy.ndarray", "evil.Thing", "os.system"])
+    with pytest.raises(ChurnError) as info:
+        model_file.trusted_types_of(data)
+    assert str(info.value) == "The model data contains types that will not be loaded: evil.Thing, os.system."
+
+
 # ------------------------------------------------ the allow-list and a crafted archive
 
 
