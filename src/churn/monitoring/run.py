@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churn import progress
 from churn.config import Params
 from churn.deployment import inference_log
 from churn.errors import ChurnError
@@ -23,9 +24,9 @@ from churn.io import write_parquet
 from churn.monitoring import baseline as baseline_module
 from churn.monitoring import estimate, source, tables
 from churn.monitoring import state as state_module
-from churn.monitoring.aggregate import CALIBRATED, ColumnSpec, aggregate, sketch
+from churn.monitoring.aggregate import CALIBRATED, ColumnSpec, aggregate, rows, sketch
 from churn.monitoring.settings import check as check_settings
-from churn.monitoring.slices import mask
+from churn.monitoring.slices import check_expression, mask
 from churn.monitoring.windows import Granularity, parse_granularity
 from churn.servable.scoring import PREDICTION, PROBABILITY
 
@@ -87,8 +88,12 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
             f"the inference log {root} holds no scored rows: score a batch with `churn predict` first "
             "(or set paths.inference_log); there is nothing to monitor"
         )
-    found, summary = _baseline(params)
-    calibration = estimate.fit(found.reference if found else None, found.reference_note if found else summary.problem)
+    with progress.phase("loading the baseline") as loading:
+        found, summary = _baseline(params)
+        calibration = estimate.fit(
+            found.reference if found else None, found.reference_note if found else summary.problem
+        )
+        loading.done(f"{len(found.frame):,} rows from {found.source}" if found else "none")
     summary = BaselineSummary(
         summary.source, summary.problem, calibration.reference_roc_auc, summary.positive_rate, calibration.note
     )
@@ -106,14 +111,19 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
     )
     everything = new.settings != old.settings or new.baseline != old.baseline
 
-    labels = source.read_labels(root, dataset)
+    with progress.phase("reading the attached labels") as reading:
+        labels = source.read_labels(root, dataset, cache_dir=directory)
+        reading.done(f"{len(labels):,} labelled ids")
     new.labels = labels.fingerprint
     labels_changed = everything or labels.fingerprint != old.labels
     changed = [
         day for day, files in listing.items()
         if labels_changed or old.partitions.get(day.isoformat(), {}).get("files") != [list(f) for f in files]
     ]
-    digests, matched = source.label_digests(root, changed, dataset, labels)
+    positions: dict[date, np.ndarray] = {}  # each partition's label positions, to read it without a second lookup
+    with progress.phase("matching labels to logged predictions") as matching:
+        digests, matched = source.label_digests(root, changed, dataset, labels, positions)
+        matching.done(f"{len(changed)} of {len(listing)} partitions")
     for day, files in listing.items():
         previous = old.partitions.get(day.isoformat(), {})
         entry: dict[str, Any] = {"files": [list(f) for f in files]}
@@ -151,8 +161,9 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
         )
 
     profile_parts, sketch_parts, rows_read, future_rows = _compute(
-        params, root, dirty, labels, calibration, spec, now_ts, new
+        params, root, dirty, labels, calibration, spec, now_ts, new, positions
     )
+    del positions
     keep = {w.key for w in windows} - {w.key for w in dirty}
     if old_profile is not None and old_sketches is not None and keep:
         profile_parts.append(_only(old_profile, keep))
@@ -163,19 +174,10 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
             f"no rows to monitor in {root}: {future_rows} rows are stamped after now ({now_ts:%Y-%m-%d %H:%M} UTC); "
             "check the scoring clock or --as-of"
         )
-    sketches = _concat(sketch_parts)
-    baseline_sketch = None
-    if found is not None:
-        # Per slice: a slice is compared with the same slice of the baseline.
-        parts = []
-        for slice_key in [None, *settings.slices]:
-            frame = found.frame if slice_key is None else found.frame.loc[mask(found.frame, slice_key)]
-            part = sketch(frame.assign(_all="all"), ["_all"], _present(spec, found.frame))
-            parts.append(part.drop(columns="_all").assign(slice_key=slice_key or ""))
-        baseline_sketch = pd.concat(parts, ignore_index=True)
-    drift = tables.drift_table(
-        sketches, baseline_sketch, baseline_std, set(spec.edges), settings.drift, settings.min_rows
-    )
+    with progress.phase("drift against the baseline and the previous windows") as comparing:
+        sketches = _concat(sketch_parts)
+        drift = _drift(params, found, spec, baseline_std, sketches)
+        comparing.done(f"{len(drift):,} drift rows")
     write_parquet(settings.paths.profile, profile)
     write_parquet(settings.paths.drift, drift)
     state_module.save_sketches(directory, sketches)
@@ -185,6 +187,25 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
         profile, drift, summary, len(windows), len(dirty), rows_read, summary_future,
         labels.duplicates, new.unknown_label_ids, False, _warnings(summary, new, labels.duplicates),
         found.frame if found else None, *_latest(windows, settings.retrain.granularity, new),
+    )
+
+
+def _drift(
+    params: Params, found: baseline_module.Baseline | None, spec: ColumnSpec, baseline_std: dict[str, float],
+    sketches: pd.DataFrame,
+) -> pd.DataFrame:
+    settings = params.monitor
+    baseline_sketch = None
+    if found is not None:
+        # Per slice: a slice is compared with the same slice of the baseline.
+        parts = []
+        for slice_key in [None, *settings.slices]:
+            frame = found.frame if slice_key is None else found.frame.loc[mask(found.frame, slice_key)]
+            part = sketch(frame.assign(_all="all"), ["_all"], _present(spec, found.frame))
+            parts.append(part.drop(columns="_all").assign(slice_key=slice_key or ""))
+        baseline_sketch = pd.concat(parts, ignore_index=True)
+    return tables.drift_table(
+        sketches, baseline_sketch, baseline_std, set(spec.edges), settings.drift, settings.min_rows
     )
 
 
@@ -273,49 +294,85 @@ def _compute(
     spec: ColumnSpec,
     now_ts: pd.Timestamp,
     new_state: state_module.State,
+    positions: dict[date, np.ndarray] | None = None,
 ) -> tuple[list[pd.DataFrame], list[pd.DataFrame], int, int]:
+    """Aggregate the dirty windows, reading each partition once: a partition stays in
+    memory from the first window that needs it to the last (windows in order of their end,
+    so a week follows its days). `positions`: partitions' label positions already found."""
     settings, dataset = params.monitor, params.dataset
+    slices = [None, *settings.slices]
     order = sorted(dirty, key=lambda w: (w.end, w.granularity.seconds))
-    cache: dict[date, pd.DataFrame] = {}
+    last_use = {day: index for index, window in enumerate(order) for day in window.days}
+    cache: dict[date, source.Columns] = {}
     profile_parts: list[pd.DataFrame] = []
     sketch_parts: list[pd.DataFrame] = []
     rows_read = 0
-    for index, window in enumerate(order):
-        for day in window.days:
-            if day not in cache:
-                partition = source.read_partition(root, day, dataset, labels, now_ts)
-                new_state.partitions[day.isoformat()]["future"] = partition.future_rows
-                cache[day] = partition.frame
-                rows_read += len(partition.frame)
-        frames = [cache[d] for d in window.days]
-        frame = source.concat(frames) if frames else None
-        if frame is not None:
-            stamps = frame[source.SCORED_AT]
-            inside = (stamps >= window.start) & (stamps < window.end)
-            if not inside.all():
-                frame = frame.loc[inside.to_numpy()].reset_index(drop=True)
-        if frame is not None and len(frame):
-            frame[CALIBRATED] = estimate.calibrate(
-                calibration, frame[PROBABILITY].to_numpy("float64"), frame[MODEL_VERSION].to_numpy()
-            )
-            for slice_key in [None, *settings.slices]:
-                part = frame if slice_key is None else frame.loc[mask(frame, slice_key)]
-                result = aggregate(part, [MODEL_VERSION], spec)
-                constants = {
-                    "window_start": window.start, "window_end": window.end, "granularity": window.granularity.text,
-                    "slice_key": slice_key, "slice_value": None if slice_key is None else "true",
-                }
-                table = result.table.assign(column_name=tables.TABLE, **constants)
-                table["note"] = [estimate.note_for(calibration, v) for v in table[MODEL_VERSION]]
-                profile_parts += [result.profile.assign(**constants), table]
-                sketch_parts.append(result.sketch.assign(**constants))
-        still_needed = {d for later in order[index + 1:] for d in later.days}
-        for day in list(cache):
-            if day not in still_needed:
-                del cache[day]
+    with progress.task("monitoring windows", total=len(order), unit="windows") as windows_done:
+        for index, window in enumerate(order):
+            for day in window.days:
+                if day not in cache:
+                    columns, future = source.read_partition_columns(
+                        root, day, dataset, labels, now_ts, None if positions is None else positions.pop(day, None)
+                    )
+                    new_state.partitions[day.isoformat()]["future"] = future
+                    cache[day] = _prepared(columns, slices, calibration)
+                    rows_read += rows(columns)
+                    del columns
+                    windows_done.note(f"{rows_read:,} rows read")
+            parts = [cache[d] for d in window.days]
+            for day in window.days:  # no later window needs it: let it go with this one
+                if last_use[day] == index:
+                    del cache[day]
+            columns = source.concat_columns(parts) if parts else None
+            del parts
+            if columns is not None:
+                stamps = columns[source.SCORED_AT].view("int64")
+                inside = (stamps >= window.start.value) & (stamps < window.end.value)
+                if not inside.all():
+                    columns = source.select(columns, inside)
+            if columns is not None and rows(columns):
+                for number, slice_key in enumerate(slices):
+                    inside_slice = None if slice_key is None else columns[_slice_column(number)]
+                    result = aggregate(columns, [MODEL_VERSION], spec, where=inside_slice)
+                    constants = {
+                        "window_start": window.start, "window_end": window.end,
+                        "granularity": window.granularity.text,
+                        "slice_key": slice_key, "slice_value": None if slice_key is None else "true",
+                    }
+                    table = result.table.assign(column_name=tables.TABLE, **constants)
+                    table["note"] = [estimate.note_for(calibration, v) for v in table[MODEL_VERSION]]
+                    profile_parts += [result.profile.assign(**constants), table]
+                    sketch_parts.append(result.sketch.assign(**constants))
+            del columns
+            windows_done.advance(1)
     return profile_parts, sketch_parts, rows_read, sum(
         int(p.get("future", 0)) for p in new_state.partitions.values()
     )
+
+
+def _slice_mask(columns: source.Columns, expression: str) -> np.ndarray:
+    """`slices.mask` on a frame of only the columns the expression reads."""
+    try:
+        names = check_expression(expression, list(columns))
+    except ValueError as exc:
+        raise ChurnError(f"monitor.slices: {exc}") from None
+    return mask(source.to_frame({name: columns[name] for name in sorted(names)}), expression)
+
+
+def _slice_column(number: int) -> str:
+    return f"_slice_{number}"  # not a dataset column: those cannot start with "_" (mask checks names)
+
+
+def _prepared(columns: source.Columns, slices: list[str | None], calibration: estimate.Calibration) -> source.Columns:
+    """A partition's rows with what every window of it needs computed once per row rather
+    than once per window: each slice's membership and the calibrated probability."""
+    for number, slice_key in enumerate(slices):
+        if slice_key is not None:
+            columns[_slice_column(number)] = _slice_mask(columns, slice_key)
+    columns[CALIBRATED] = estimate.calibrate(
+        calibration, columns[PROBABILITY].astype("float64"), np.asarray(columns[MODEL_VERSION])
+    )
+    return columns
 
 
 def _only(frame: pd.DataFrame, keys: set[str]) -> pd.DataFrame:
