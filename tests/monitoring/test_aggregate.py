@@ -85,3 +85,65 @@ def test_estimate_is_the_expected_confusion_matrix():
     assert out["estimated_f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
     missing = estimated_quality(calibrated, predicted, np.array([0.9, np.nan, 0.3, 0.1]))
     assert all(value is None for value in missing.values())
+
+
+# --- the fast paths: the same numbers as numpy, scikit-learn and a plain frame ------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 20, 101, 1000])
+def test_quantiles_read_off_sorted_values_are_numpys(n):
+    from churn.monitoring.aggregate import QUANTILES, sorted_quantiles
+
+    rng = np.random.default_rng(n)
+    for values in (rng.normal(50, 30, n), rng.integers(0, 5, n).astype(float), np.full(n, 0.1)):
+        expected = np.quantile(values, QUANTILES)
+        assert sorted_quantiles(np.sort(values), QUANTILES) == expected.tolist()  # bit for bit
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_quality_metrics_match_scikit_learn_with_and_without_ties(seed):
+    from sklearn import metrics as skm
+
+    from churn.monitoring.aggregate import realised_quality
+
+    rng = np.random.default_rng(seed)
+    n = 500
+    probability = rng.uniform(size=n)
+    if seed % 2:  # coarse scores: many ties
+        probability = np.round(probability, 1)
+    label = (rng.uniform(size=n) < probability).astype(float)
+    predicted = (probability >= 0.4).astype("int64")
+    out = realised_quality(label, probability, predicted)
+    truth = label.astype(int)
+    assert out["roc_auc"] == pytest.approx(skm.roc_auc_score(truth, probability), abs=2e-6)
+    assert out["pr_auc"] == pytest.approx(skm.average_precision_score(truth, probability), abs=2e-6)
+    assert out["log_loss"] == pytest.approx(skm.log_loss(truth, probability, labels=[0, 1]), abs=2e-6)
+    assert out["precision"] == pytest.approx(skm.precision_score(truth, predicted), abs=2e-6)
+    assert out["recall"] == pytest.approx(skm.recall_score(truth, predicted), abs=2e-6)
+    assert out["f1"] == pytest.approx(skm.f1_score(truth, predicted), abs=2e-6)
+    calibrated = np.clip(probability * 0.9 + 0.05, 0, 1)
+    estimated = estimated_quality(probability, predicted, calibrated)
+    weights = np.concatenate([calibrated, 1 - calibrated])
+    reference = skm.roc_auc_score(np.r_[np.ones(n), np.zeros(n)], np.r_[probability, probability], sample_weight=weights)
+    assert estimated["estimated_roc_auc"] == pytest.approx(reference, abs=2e-6)
+
+
+def test_one_class_or_no_decision_gives_nulls_not_errors():
+    from churn.monitoring.aggregate import realised_quality
+
+    out = realised_quality(np.zeros(5), np.linspace(0.1, 0.5, 5), np.zeros(5, dtype="int64"))
+    assert out["roc_auc"] is None and out["pr_auc"] is None and out["precision"] is None and out["recall"] is None
+    assert out["f1"] is None and out["log_loss"] is not None
+
+
+def test_where_and_column_mappings_give_what_a_copied_frame_gives(frame):
+    selected = (frame["x"] > 10).to_numpy()
+    expected = aggregate(frame.loc[selected].reset_index(drop=True), ["version"], SPEC)
+    columns = {name: (frame[name].array if name == "colour" else frame[name].to_numpy()) for name in frame.columns}
+    for source in (frame, columns):
+        got = aggregate(source, ["version"], SPEC, where=selected)
+        pd.testing.assert_frame_equal(got.profile, expected.profile)
+        pd.testing.assert_frame_equal(got.sketch, expected.sketch)
+        pd.testing.assert_frame_equal(got.table, expected.table)
+    whole = aggregate(columns, ["version"], SPEC)
+    pd.testing.assert_frame_equal(whole.profile, aggregate(frame, ["version"], SPEC).profile)

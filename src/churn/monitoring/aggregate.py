@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 # A DataFrame, or a mapping of column name to a 1-D array (categories as pd.Categorical).
-Frame = pd.DataFrame | Mapping[str, Any]
+Frame: TypeAlias = "pd.DataFrame | Mapping[str, Any]"
 
 # Columns the caller adds to the logged rows before aggregating.
 LABEL = "_label"  # 1.0 / 0.0 / NaN (not labelled yet)
@@ -73,7 +73,7 @@ def aggregate(frame: Frame, keys: list[str], spec: ColumnSpec, *, where: np.ndar
     )
 
 
-Rows = np.ndarray | slice  # a group's row positions; slice(None) when the group is every row
+Rows: TypeAlias = "np.ndarray | slice"  # a group's rows: positions, a boolean mask, or slice(None) for every row
 
 
 def rows(frame: Frame) -> int:
@@ -88,7 +88,9 @@ def _split(frame: Frame, keys: list[str], where: np.ndarray | None = None) -> li
     selected = None if where is None else np.flatnonzero(where)
     if not (rows(frame) if selected is None else len(selected)):
         return []
-    whole: Rows = slice(None) if selected is None else selected  # every (selected) row
+    # Every (selected) row: a view, or the mask itself (numpy compresses by a mask faster
+    # than it gathers by positions).
+    whole: Rows = slice(None) if where is None else np.asarray(where, dtype=bool)
     if len(keys) == 1:
         values = frame[keys[0]]
         values = values.array if isinstance(values, pd.Series) else values

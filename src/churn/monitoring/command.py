@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from churn import progress
 from churn.config import Params
 from churn.errors import ChurnError
 from churn.io import write_json
@@ -55,12 +56,13 @@ def monitor(
             verdict = trigger.impossible(str(exc), settings.retrain)
         write_json(settings.paths.verdict, verdict.to_json())
     report = _drill_down(params, result, now) if drill_down else None
-    page = dashboard.write(
-        params, result.profile, result.drift, baseline_source=result.baseline.source,
-        baseline_roc_auc=result.baseline.roc_auc, baseline_positive_rate=result.baseline.positive_rate,
-        warnings=result.warnings, verdict=verdict.to_json() if verdict else None,
-        drill_down=report or (settings.paths.drill_down if settings.paths.drill_down.is_file() else None),
-    )
+    with progress.phase("writing the dashboard"):
+        page = dashboard.write(
+            params, result.profile, result.drift, baseline_source=result.baseline.source,
+            baseline_roc_auc=result.baseline.roc_auc, baseline_positive_rate=result.baseline.positive_rate,
+            warnings=result.warnings, verdict=verdict.to_json() if verdict else None,
+            drill_down=report or (settings.paths.drill_down if settings.paths.drill_down.is_file() else None),
+        )
     if problem is not None:
         raise problem  # after the verdict and the page: both say why
     return CommandResult(result, page, report, verdict)
@@ -91,10 +93,11 @@ def _drill_down(params: Params, result: MonitorResult, now: datetime | None) -> 
     for column in categorical:
         reference[column] = reference[column].astype(str)
         current[column] = current[column].astype(str)
-    write_drift_html(
-        reference, current, numeric=numeric, categorical=categorical,
-        sample_size=settings.drill_down_sample, seed=0, path=target,
-    )
+    with progress.phase("drift report of the latest window (evidently)"):
+        write_drift_html(
+            reference, current, numeric=numeric, categorical=categorical,
+            sample_size=settings.drill_down_sample, seed=0, path=target,
+        )
     state.drill_down = key
     state_module.save(directory, state)
     return target

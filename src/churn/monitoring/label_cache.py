@@ -133,7 +133,8 @@ def _read_file(root: Path, entry: tuple[str, str, int, int], index: int, dataset
 
 
 def _latest(parts: list[_Winners]) -> _Winners:
-    """Per key, the row with the greatest (at, file, row)."""
+    """Per key, the row with the greatest (at, file, row); sorted by key, so that looking
+    ids up is a binary search (`Labels.positions`) rather than a hash table of every label."""
     if not parts:
         empty = np.zeros(0, dtype="int64")
         return _Winners(np.zeros(0, dtype="uint64"), np.zeros(0), empty, empty, empty)
@@ -145,9 +146,10 @@ def _latest(parts: list[_Winners]) -> _Winners:
         order = np.argsort(at, kind="stable")  # rows already in (file, row) order: one key to sort
     else:
         order = np.lexsort((row, file, at))
-    # The last occurrence of each key in that order wins.
-    last = ~pd.Series(key[order]).duplicated(keep="last").to_numpy()
-    chosen = np.sort(order[last])  # back in read order: the cache and its index are stable
+    # Group equal keys, keeping that order within each group: its last row wins.
+    by_key = order[np.argsort(key[order], kind="stable")]
+    ordered = key[by_key]
+    chosen = by_key[np.concatenate([ordered[1:] != ordered[:-1], [True]])]
     return _Winners(key[chosen], value[chosen], at[chosen], file[chosen], row[chosen])
 
 
@@ -162,9 +164,9 @@ def _read_cache(directory: Path, identity: str) -> tuple[list[tuple[str, str, in
         meta: dict[str, Any] = json.loads((table.schema.metadata or {})[_META])
         if meta.get("identity") != identity:
             return None
-        files = [tuple(entry) for entry in meta["files"]]
+        files = [(str(day), str(name), int(size), int(mtime)) for day, name, size, mtime in meta["files"]]
         winners = _Winners(*(table.column(name).to_numpy() for name in ("key", "value", "at", "file", "row")))
-        return files, winners, int(meta["total"])  # type: ignore[return-value]
+        return files, winners, int(meta["total"])
     except Exception:  # unreadable or from another version: read every label file again
         return None
 

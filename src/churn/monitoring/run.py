@@ -323,17 +323,17 @@ def _compute(
             for day in window.days:  # no later window needs it: let it go with this one
                 if last_use[day] == index:
                     del cache[day]
-            columns = source.concat_columns(parts) if parts else None
+            window_columns = source.concat_columns(parts) if parts else None
             del parts
-            if columns is not None:
-                stamps = columns[source.SCORED_AT].view("int64")
+            if window_columns is not None:
+                stamps = window_columns[source.SCORED_AT].view("int64")
                 inside = (stamps >= window.start.value) & (stamps < window.end.value)
                 if not inside.all():
-                    columns = source.select(columns, inside)
-            if columns is not None and rows(columns):
+                    window_columns = source.select(window_columns, inside)
+            if window_columns is not None and rows(window_columns):
                 for number, slice_key in enumerate(slices):
-                    inside_slice = None if slice_key is None else columns[_slice_column(number)]
-                    result = aggregate(columns, [MODEL_VERSION], spec, where=inside_slice)
+                    inside_slice = None if slice_key is None else window_columns[_slice_column(number)]
+                    result = aggregate(window_columns, [MODEL_VERSION], spec, where=inside_slice)
                     constants = {
                         "window_start": window.start, "window_end": window.end,
                         "granularity": window.granularity.text,
@@ -343,7 +343,7 @@ def _compute(
                     table["note"] = [estimate.note_for(calibration, v) for v in table[MODEL_VERSION]]
                     profile_parts += [result.profile.assign(**constants), table]
                     sketch_parts.append(result.sketch.assign(**constants))
-            del columns
+            del window_columns
             windows_done.advance(1)
     return profile_parts, sketch_parts, rows_read, sum(
         int(p.get("future", 0)) for p in new_state.partitions.values()

@@ -58,19 +58,20 @@ def id_keys(ids: object) -> np.ndarray:
     import pyarrow as pa
 
     if isinstance(ids, (pa.Array, pa.ChunkedArray)):
-        if pa.types.is_dictionary(ids.type):
-            ids = ids.cast(ids.type.value_type)
-        if pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type):
+        arrow: Any = ids
+        if pa.types.is_dictionary(arrow.type):
+            arrow = arrow.cast(arrow.type.value_type)
+        if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type):
             parts = []
-            for start in range(0, len(ids), _CHUNK):  # a bounded number of Python strings at a time
-                chunk = ids.slice(start, _CHUNK)
+            for start in range(0, len(arrow), _CHUNK):  # a bounded number of Python strings at a time
+                chunk = arrow.slice(start, _CHUNK)
                 text = chunk.to_numpy(zero_copy_only=False)
                 if chunk.null_count:  # str(None), as the log's reader spells a missing id
                     text = np.where(pd.isna(text), "None", text)
                 parts.append(pd.util.hash_array(text.astype(object), categorize=False))
             keys: np.ndarray = np.concatenate(parts) if parts else np.zeros(0, dtype="uint64")
             return keys
-        ids = ids.to_pandas()
+        ids = arrow.to_pandas()
     text = pd.Series(np.asarray(ids, dtype=object)).astype(str).to_numpy(dtype=object)
     keys = pd.util.hash_array(text, categorize=False)
     return keys
@@ -78,7 +79,7 @@ def id_keys(ids: object) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Labels:
-    keys: pd.Index  # id_keys of the labelled ids, one per id
+    keys: pd.Index  # id_keys of the labelled ids, one per id (sorted: looked up by binary search)
     values: np.ndarray  # the latest label of each: 1.0 / 0.0
     duplicates: int  # labels superseded by a later one for the same id
     fingerprint: str  # changes whenever a label file is added or changed
@@ -92,7 +93,18 @@ class Labels:
         count = len(ids) if keys is None else len(keys)  # type: ignore[arg-type]
         if not len(self.values) or not count:
             return np.full(count, -1, dtype="int64")
-        found: np.ndarray = self.keys.get_indexer(id_keys(ids) if keys is None else keys)
+        wanted = id_keys(ids) if keys is None else keys
+        if not self.keys.is_monotonic_increasing:
+            found: np.ndarray = self.keys.get_indexer(wanted)
+            return found
+        # Sorted keys (as `label_cache` keeps them): a binary search of the sorted ids, which
+        # needs no hash table of millions of labels and walks the keys in order.
+        known = self.keys.to_numpy()
+        order = np.argsort(wanted)
+        at = np.minimum(np.searchsorted(known, wanted[order]), len(known) - 1)
+        hit = known[at] == wanted[order]
+        found = np.empty(count, dtype="int64")
+        found[order] = np.where(hit, at, -1)
         return found
 
     def lookup(self, ids: object, *, positions: np.ndarray | None = None) -> np.ndarray:
