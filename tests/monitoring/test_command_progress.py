@@ -107,7 +107,7 @@ def test_monitor_piped_prints_plain_phase_lines(runs):
     lines = out.splitlines()
     assert any(re.fullmatch(r"churn: reading the attached labels: 0 labelled ids in \d+\.\d s", line) for line in lines), out
     assert any(re.fullmatch(
-        r"churn: monitoring windows: 3 of 3 windows in \d+\.\d s \([\d,]+ windows/s\); 240 rows read", line
+        r"churn: monitoring windows: 3 of 3 windows in \d+\.\d s \([\d,.]+ windows/s\); 240 rows read", line
     ) for line in lines), out
     assert any(line.startswith("churn: drift against the baseline") for line in lines), out
     same_tables(runs, "piped")
