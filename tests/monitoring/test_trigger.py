@@ -197,3 +197,22 @@ def test_a_verdict_that_could_not_be_made_says_why():
     assert verdict.to_json() == {"status": IMPOSSIBLE, "reasons": ["no baseline"], "model_version": None,
                                  "windows": [], "metrics": {"rule": {"settings": RULE.model_dump()}}}
     assert not verdict.fired
+
+
+def test_a_baseline_auc_that_is_nan_gives_null_drops_and_values_are_rounded_to_six_places():
+    profile, drift = frames([0, 0, 0, 0])
+    profile["roc_auc"], profile["label_count"] = 0.5, 500
+    profile["predicted_positive_rate"] = 0.31234567
+    verdict = evaluate(profile, drift, RULE, min_rows=100, feature_columns=FEATURES, baseline_roc_auc=float("nan"),
+                       baseline_positive_rate=0.3, baseline_problem=None)
+    assert verdict.metrics["estimated_roc_auc_drop"]["values"] == [None] * 4
+    assert verdict.metrics["roc_auc_drop"]["values"] == [None] * 4
+    assert verdict.metrics["positive_rate_shift"]["values"] == [0.012346] * 4
+
+
+def test_a_window_with_an_unknown_label_count_has_no_realised_auc():
+    profile, drift = frames([0, 0, 0, 0])
+    profile["roc_auc"], profile["label_count"] = 0.5, None
+    verdict = evaluate(profile, drift, RULE, min_rows=1, feature_columns=FEATURES, baseline_roc_auc=0.84,
+                       baseline_positive_rate=0.3, baseline_problem=None)
+    assert verdict.metrics["roc_auc_drop"]["values"] == [None] * 4
