@@ -193,3 +193,32 @@ def test_ties_in_importance_go_to_the_first_name_in_alphabetical_order():
     dataset = _dataset()
     top = top_permutation_feature(Model(), _frame(120, 10), dataset, LIMITS, seed=0)
     assert top == TopFeature("leak", 0.0)  # "leak" < "plan" < "signal"
+
+
+def test_a_categorical_is_scored_by_row_whatever_the_index():
+    values = pd.Series(["a", "a", "a", "b", "b", "b"], index=[10, 11, 12, 13, 14, 15])  # a split keeps its index
+    assert single_feature_auc(values, [1, 1, 0, 1, 0, 0], numeric=False) == pytest.approx(2 / 3)
+
+
+def test_the_top_feature_is_the_most_important_not_the_first_by_name():
+    dataset = _dataset()
+    train = _frame(600, 11, leak_noise=50.0)  # "leak" is noise here: "signal" carries the label
+    model = build_pipeline(dataset, Train(family="logistic_regression")).fit(train[dataset.feature_columns], train["y"])
+    limits = LIMITS.model_copy(update={"importance_sample_size": 100, "importance_repeats": 1})
+    assert top_permutation_feature(model, _frame(100, 12, leak_noise=50.0), dataset, limits, seed=0).name == "signal"
+
+
+def test_at_the_ceiling_nothing_is_too_good_and_no_importance_is_computed():
+    assert ceiling_check(0.99, LIMITS, TopFeature("leak", 0.41))[0].note == ""
+    checks, _ = leakage_checks(None, _frame(300, 5), _frame(200, 6), _dataset(), LIMITS, 0.99, seed=0)
+    assert checks[-1].passed and checks[-1].note == ""
+
+
+def test_the_culprit_search_is_seeded():
+    dataset = _dataset()
+    train, validation = _frame(400, 13, leak_noise=0.01), _frame(300, 14, leak_noise=0.01)
+    model = build_pipeline(dataset, Train(family="logistic_regression")).fit(train[dataset.feature_columns], train["y"])
+    limits = LIMITS.model_copy(update={"importance_sample_size": 100, "importance_repeats": 1})
+    first, _ = leakage_checks(model, train, validation, dataset, limits, 0.999, seed=0)
+    second, _ = leakage_checks(model, train, validation, dataset, limits, 0.999, seed=0)
+    assert first[-1].note == second[-1].note and "top permutation-importance feature: leak" in first[-1].note
