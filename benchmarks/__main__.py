@@ -15,6 +15,8 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import pandas as pd
 
 from benchmarks import machine, measure
 from benchmarks.project import Project, make_project
+from churn import progress
 
 FULL_SIZES = (100_000, 1_000_000, 5_000_000)
 QUICK_SIZES = (2_000,)
@@ -46,19 +49,46 @@ def _measured(rows: int, step: str, result: measure.Measured, *, throughput: boo
                rows / result.wall_s if throughput else None)
 
 
+@contextmanager
+def step(label: str, steps: progress.Tracker | None = None) -> Iterator[Callable[[measure.Measured], None]]:
+    """One measured step: a spinner with its elapsed time in a terminal, one closing line
+    (`churn: 1,000,000 rows: stage train: 95.1 s wall, 80.2 s CPU, peak 1,210 MB in 1 min 35 s`)
+    in a log; `steps`, the size's bar, advances when it ends. Yields a callback that puts
+    the step's figures in its closing line."""
+    with progress.phase(label) as tracker:
+        def report(result: measure.Measured) -> None:
+            tracker.done(f"{result.wall_s:.1f} s wall, {result.cpu_s:.1f} s CPU, peak {result.peak_mb:,.0f} MB")
+
+        yield report
+    if steps is not None:
+        steps.advance()
+
+
 def bench_size(project: Project, rows: int) -> list[Row]:
+    stages = project.stages()
+    # The size's bar: bare, each stage, the no-op repro, the set-up for predict and predict.
+    with progress.task(f"{rows:,} rows", total=len(stages) + 4, unit="steps") as steps:
+        return _measure_size(project, rows, stages, steps)
+
+
+def _measure_size(project: Project, rows: int, stages: list[str], steps: progress.Tracker) -> list[Row]:
     env, cwd = project.env, project.path
     out: list[Row] = []
-
-    bare = measure.run([sys.executable, "-m", "benchmarks.bare", str(project.raw()), "params.yaml"], cwd=cwd, env=env)
+    size = f"{rows:,} rows"
+    with step(f"{size}: bare scikit-learn", steps) as report:
+        bare = measure.run([sys.executable, "-m", "benchmarks.bare", str(project.raw()), "params.yaml"],
+                           cwd=cwd, env=env)
+        report(bare)
     phases = json.loads(bare.stdout.strip().splitlines()[-1])
     bare_row = _measured(rows, "bare scikit-learn", bare, throughput=True)
     bare_row.note = ", ".join(f"{k[:-2]} {v:.1f}" for k, v in phases.items() if k.endswith("_s"))
     out.append(bare_row)
 
     stage_rows = []
-    for stage in project.stages():
-        result = measure.run(["dvc", "repro", "--single-item", stage], cwd=cwd, env=env)
+    for stage in stages:
+        with step(f"{size}: stage {stage}", steps) as report:
+            result = measure.run(["dvc", "repro", "--single-item", stage], cwd=cwd, env=env)
+            report(result)
         stage_rows.append(_measured(rows, f"  stage {stage}", result))
     total = Row(
         rows, "dvc repro (all stages)",
@@ -70,7 +100,9 @@ def bench_size(project: Project, rows: int) -> list[Row]:
     total.note = f"CPU time {total.cpu_s / bare.cpu_s:.2f}x bare" if bare.cpu_s else ""
     out += [total, *stage_rows]
 
-    noop = measure.run(["dvc", "repro"], cwd=cwd, env=env)
+    with step(f"{size}: no-op dvc repro", steps) as report:
+        noop = measure.run(["dvc", "repro"], cwd=cwd, env=env)
+        report(noop)
     if "Running stage" in noop.stdout:
         raise RuntimeError(f"the second dvc repro was not a no-op:\n{noop.stdout}")
     out.append(_measured(rows, "no-op dvc repro", noop))
@@ -78,13 +110,17 @@ def bench_size(project: Project, rows: int) -> list[Row]:
     params = project.params()
     model_name = params.get("registry", {}).get("model_name", "churn-classifier")
     experiment = params.get("tracking", {}).get("experiment", "churn")
-    project.check(sys.executable, "-m", "benchmarks.register", experiment, model_name)
-    label = params["dataset"]["label_column"]
-    records = pd.read_csv(project.raw()).drop(columns=[label])  # as a client sends them
-    records.to_parquet(cwd / "to_score.parquet", index=False)
-    predicted = measure.run(
-        ["churn", "predict", "--input", "to_score.parquet", "--output", "scores.parquet"], cwd=cwd, env=env
-    )
+    with step(f"{size}: registering the model and writing the records to score", steps):
+        project.check(sys.executable, "-m", "benchmarks.register", experiment, model_name)
+        label = params["dataset"]["label_column"]
+        records = pd.read_csv(project.raw()).drop(columns=[label])  # as a client sends them
+        records.to_parquet(cwd / "to_score.parquet", index=False)
+        del records
+    with step(f"{size}: churn predict", steps) as report:
+        predicted = measure.run(
+            ["churn", "predict", "--input", "to_score.parquet", "--output", "scores.parquet"], cwd=cwd, env=env
+        )
+        report(predicted)
     out.append(_measured(rows, "churn predict", predicted, throughput=True))
     return out
 
@@ -96,7 +132,9 @@ def bench_rest(project: Project, repeats: dict[int, int]) -> list[Row]:
     records = pd.read_csv(project.raw()).drop(columns=[params["dataset"]["label_column"]])
     model_name = params.get("registry", {}).get("model_name", "churn-classifier")
     rows = []
-    for result in latencies(project, records, model_name, repeats):
+    with progress.phase(f"REST latencies ({', '.join(f'{n:,} x {k:,} records' for k, n in repeats.items())})"):
+        results = latencies(project, records, model_name, repeats)
+    for result in results:
         rows.append(Row(result.records, f"REST {result.records} record(s)",
                         note=f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms over {result.requests} requests"))
     return rows
@@ -113,7 +151,8 @@ def bench_monitor(sizes: tuple[int, ...], workdir: Path, quick: bool) -> list[Ro
     for size in sizes:
         extra = {k: v for k, v in (("workdir", workdir / f"monitor-{size}"), ("quick", quick)) if k in accepted}
         try:
-            result = module.run(size, **extra)
+            with progress.phase(f"{size:,} rows: monitor"):
+                result = module.run(size, **extra)
         except Exception as exc:  # report it in the table; the other figures still stand
             rows.append(Row(size, "monitor", note=f"failed: {exc.__class__.__name__}: {str(exc)[:200]}"))
             continue
@@ -157,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the rows as JSON here")
     parser.add_argument("--workdir", help="keep the projects here instead of a temporary directory")
     parser.add_argument("--no-rest", action="store_true", help="skip the REST latencies")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines or bars; the table is still printed")
     args = parser.parse_args(argv)
+    progress.configure(quiet=args.quiet)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     if args.sizes:
         sizes = tuple(int(s.replace("_", "")) for s in args.sizes.split(","))
@@ -168,10 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         projects = []
         for size in sizes:
-            project = make_project(base, size)
+            with progress.phase(f"{size:,} rows: simulating the data and making the project") as made:
+                project = make_project(base, size)
+                made.done(str(project.path))
             projects.append(project)
             rows += bench_size(project, size)
-            print(render(rows, described), file=sys.stderr, flush=True)  # progress for long runs
+            if progress.mode() != "quiet":  # the figures so far, in case a later size runs out of time
+                print(render(rows, described), file=sys.stderr, flush=True)
         if not args.no_rest:
             rows += bench_rest(projects[0], QUICK_REPEATS if args.quick else FULL_REPEATS)
         rows += bench_monitor(sizes, base, args.quick)

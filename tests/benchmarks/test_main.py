@@ -30,3 +30,8 @@ def test_quick_benchmark_measures_every_step(tmp_path):
     measured = [r for r in rows if r["step"] in ("bare scikit-learn", "dvc repro (all stages)", "churn predict")]
     assert all(r["wall_s"] > 0 and r["peak_mb"] > 0 for r in measured)
     assert "| rows | step | wall s |" in done.stdout and "cores" in done.stdout
+    # Piped, progress is plain lines on stderr: which size and step ran, its figures and time.
+    assert "\x1b" not in done.stderr and "\r" not in done.stderr
+    for line in ("churn: 2,000 rows: bare scikit-learn: ", "churn: 2,000 rows: stage train: ",
+                 "churn: 2,000 rows: churn predict: ", "churn: 2,000 rows: 6 of 8 steps in "):
+        assert line in done.stderr, done.stderr[-3000:]

@@ -14,6 +14,7 @@ from churn import progress
 from churn.config import Params
 from churn.core.metrics import classification_metrics
 from churn.core.model_file import load_model
+from churn.core.predict import positive_proba
 from churn.core.splits import read_split
 from churn.evaluation import plots
 from churn.evaluation.run_log import log_test_metrics
@@ -43,7 +44,7 @@ def run(params: Params) -> EvaluationResult:
     features, label = dataset.feature_columns, dataset.label_column
     y_true = test[label].to_numpy()
     with progress.task("scoring test", total=len(test), unit="rows") as scoring:
-        proba = model.predict_proba(test[features])[:, 1]
+        proba = positive_proba(model, test[features])
         scoring.advance(len(test))
     threshold = params.train.decision_threshold
 

@@ -10,6 +10,7 @@ import pandas as pd
 from churn.config import Dataset
 from churn.core.clean import clean_features
 from churn.core.contract import validate_rows
+from churn.core.predict import positive_proba
 
 PROBABILITY = "churn_probability"
 PREDICTION = "churn_prediction"
@@ -26,7 +27,7 @@ class ScoredBatch:
 def score_records(model: Any, dataset: Dataset, threshold: float, raw: pd.DataFrame, source: str = "input") -> ScoredBatch:
     valid, rejected = validate_rows(raw, dataset, source=source)
     features = clean_features(valid, dataset)
-    probability = model.predict_proba(features[dataset.feature_columns])[:, 1] if len(features) else []
+    probability: Any = positive_proba(model, features[dataset.feature_columns]) if len(features) else []
     scored = features.assign(**{PROBABILITY: probability})
     scored[PREDICTION] = (scored[PROBABILITY] >= threshold).astype("int64")
     if dataset.label_column in valid.columns:

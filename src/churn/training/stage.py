@@ -10,6 +10,7 @@ from churn import progress
 from churn.config import Params
 from churn.core.metrics import classification_metrics
 from churn.core.model_file import model_to_bytes
+from churn.core.predict import positive_proba
 from churn.core.splits import raw_example, read_split
 from churn.errors import ChurnError
 from churn.io import md5_file, write_bytes
@@ -47,7 +48,7 @@ def run(params: Params) -> TrainResult:
     metrics: dict[str, float] = {}
     with progress.task("scoring train and validation", total=len(train) + len(validation), unit="rows") as scoring:
         for name, frame in (("train", train), ("validation", validation)):
-            scores = classification_metrics(frame[label], model.predict_proba(frame[features])[:, 1], threshold)
+            scores = classification_metrics(frame[label], positive_proba(model, frame[features]), threshold)
             metrics.update({f"{name}_{key}": value for key, value in scores.items()})
             scoring.advance(len(frame))
 

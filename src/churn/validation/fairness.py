@@ -4,7 +4,7 @@ For each protected attribute, the largest difference between its groups in
 - statistical parity: the rate of predicted churners,
 - equal opportunity: recall (churners the model finds),
 - predictive parity: precision (flagged customers who do churn).
-fairlearn computes the differences; groups too small to score as a slice are left out of
+fairlearn's metric functions give each group's rates (`slices.by_group` groups the rows); groups too small to score as a slice are left out of
 the comparison, and an attribute with fewer than two comparable groups fails closed.
 """
 
@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import MetricFrame, demographic_parity_difference, equal_opportunity_difference
+from fairlearn.metrics import selection_rate, true_positive_rate
 from sklearn.metrics import precision_score
 
 from churn.config import Fairness, Slices
 from churn.validation.gates import Check
-from churn.validation.slices import DIGITS, MISSING, why_unscored
+from churn.validation.slices import DIGITS, MISSING, by_group, why_unscored
 
 KIND = "fairness"
 # Name in the verdict -> the Fairness setting that bounds it.
@@ -62,16 +62,17 @@ def attribute_fairness(frame: pd.DataFrame, y_true: Any, proba: Any, threshold: 
             compared.append(group)
     if len(compared) < 2:
         return FairnessResult(attribute, compared, left_out)
-    keep = groups.isin(compared)
-    y, predicted, groups = y[keep], predicted[keep], groups[keep]
-    precision = MetricFrame(
-        metrics=_precision, y_true=y, y_pred=predicted, sensitive_features=groups
+    keep = groups.isin(compared).to_numpy()
+    rates = by_group(
+        {
+            "statistical_parity_difference": selection_rate,
+            "equal_opportunity_difference": true_positive_rate,
+            "predictive_parity_difference": _precision,
+        },
+        y.to_numpy()[keep], predicted.to_numpy()[keep], groups[keep],
     )
-    differences = {
-        "statistical_parity_difference": demographic_parity_difference(y, predicted, sensitive_features=groups),
-        "equal_opportunity_difference": equal_opportunity_difference(y, predicted, sensitive_features=groups),
-        "predictive_parity_difference": precision.difference(),
-    }
+    # fairlearn's "between_groups" difference: the largest group's rate minus the smallest's.
+    differences = {name: rates[name].max() - rates[name].min() for name in rates.columns}
     return FairnessResult(attribute, compared, left_out, {k: round(float(v), DIGITS) for k, v in differences.items()})
 
 

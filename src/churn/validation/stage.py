@@ -14,6 +14,7 @@ from churn import progress
 from churn.config import Params
 from churn.core.metrics import classification_metrics
 from churn.core.model_file import load_model
+from churn.core.predict import positive_proba
 from churn.core.splits import read_split
 from churn.core.verdict import verdict_params_md5
 from churn.io import md5_file, write_json
@@ -50,7 +51,7 @@ def run(params: Params) -> ValidationResult:
         train, validation = read_split(paths.train_set, dataset), read_split(paths.validation_set, dataset)
         step.done(f"{len(train):,} + {len(validation):,} rows")
     with progress.task("scoring validation", total=len(validation), unit="rows") as scoring:
-        proba = model.predict_proba(validation[dataset.feature_columns])[:, 1]
+        proba = positive_proba(model, validation[dataset.feature_columns])
         scoring.advance(len(validation))
     y = validation[dataset.label_column]
     metrics = classification_metrics(y, proba, threshold)
