@@ -67,7 +67,7 @@ def step(label: str, steps: progress.Tracker | None = None) -> Iterator[Callable
 def bench_size(project: Project, rows: int) -> list[Row]:
     stages = project.stages()
     # The size's bar: bare, each stage, the no-op repro, the set-up for predict and predict.
-    with progress.task(f"{rows:,} rows", total=len(stages) + 4, unit="steps") as steps:
+    with progress.task(f"{rows:,} rows, steps", total=len(stages) + 4) as steps:
         return _measure_size(project, rows, stages, steps)
 
 
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the rows as JSON here")
     parser.add_argument("--workdir", help="keep the projects here instead of a temporary directory")
     parser.add_argument("--no-rest", action="store_true", help="skip the REST latencies")
+    parser.add_argument("--no-monitor", action="store_true", help="skip the monitor benchmark")
     parser.add_argument("--quiet", action="store_true", help="no progress lines or bars; the table is still printed")
     args = parser.parse_args(argv)
     progress.configure(quiet=args.quiet)
@@ -218,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(render(rows, described), file=sys.stderr, flush=True)
         if not args.no_rest:
             rows += bench_rest(projects[0], QUICK_REPEATS if args.quick else FULL_REPEATS)
-        rows += bench_monitor(sizes, base, args.quick)
+        if not args.no_monitor:
+            rows += bench_monitor(sizes, base, args.quick)
     finally:
         if not args.workdir:
             shutil.rmtree(base, ignore_errors=True)

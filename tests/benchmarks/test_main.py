@@ -33,5 +33,5 @@ def test_quick_benchmark_measures_every_step(tmp_path):
     # Piped, progress is plain lines on stderr: which size and step ran, its figures and time.
     assert "\x1b" not in done.stderr and "\r" not in done.stderr
     for line in ("churn: 2,000 rows: bare scikit-learn: ", "churn: 2,000 rows: stage train: ",
-                 "churn: 2,000 rows: churn predict: ", "churn: 2,000 rows: 6 of 8 steps in "):
+                 "churn: 2,000 rows: churn predict: ", "churn: 2,000 rows, steps: 8 of 8 in "):
         assert line in done.stderr, done.stderr[-3000:]
