@@ -137,15 +137,19 @@ class WholeFileFacts:
         """Apply the whole-file decision on float codes to one batch."""
         if not self.float_codes_as_text:
             return batch
+        from churn.core.contract import as_text
+
         out = batch.copy()
         for column in self.float_codes_as_text:
-            out[column] = out[column].astype(object).map(lambda v: np.nan if pd.isna(v) else str(v))
+            out[column] = as_text(out[column])  # as the contract's normalise writes them
         return out
 
 
 def _id_keys(ids: pd.Series) -> pd.Series:
     # The contract coerces the id to text before checking uniqueness; missing stays missing.
-    return ids.astype(object).map(lambda v: None if pd.isna(v) else str(v))
+    keys = ids.astype(object).astype(str).astype(object)
+    keys[ids.isna().to_numpy()] = None
+    return keys
 
 
 def whole_file_facts(records: RecordFile, dataset: Dataset) -> WholeFileFacts:
