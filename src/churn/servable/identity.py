@@ -25,6 +25,7 @@ SERVABLE_FILES = (
     "core/clean.py",
     "core/contract.py",
     "core/model_file.py",
+    "core/predict.py",
     "servable/__init__.py",
     "servable/model_code.py",
     "servable/pyfunc.py",
