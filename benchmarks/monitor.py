@@ -168,6 +168,7 @@ def run(rows: int = 10_000_000, days: int = 30, seed: int = 0, workdir: str | Pa
     """Generate the log, then time a full run and an incremental run that adds one day."""
     own = workdir is None
     root = Path(tempfile.mkdtemp(prefix="monitor-bench-")) if workdir is None else Path(workdir)
+    root.mkdir(parents=True, exist_ok=True)  # the suite passes a folder of its own, not yet made
     try:
         rng = np.random.default_rng(seed)
         per_day = rows // days
