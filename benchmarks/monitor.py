@@ -127,6 +127,15 @@ def write_baseline(root: Path, rows: int, rng: np.random.Generator) -> None:
     pq.write_table(table, root / "baseline.parquet")
 
 
+def _own_peak_rss_mb() -> float:
+    """This process's own peak RSS. ru_maxrss would not do: Linux carries the parent's RSS at
+    fork over exec into it, so a spawned child reports at least its parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # not Linux
+
+
 def _measured(root: str, now: str, queue: Any) -> None:
     """In a fresh process: one monitor run (tables and dashboard), its time and peak RSS."""
     from churn.monitoring import dashboard
@@ -146,7 +155,7 @@ def _measured(root: str, now: str, queue: Any) -> None:
         "seconds_tables": round(tables, 2), "seconds_with_dashboard": round(time.perf_counter() - started, 2),
         # Process CPU time (imports included): the wall time is only meaningful on an idle machine.
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": _own_peak_rss_mb(),
         "windows": result.windows, "recomputed": result.recomputed, "rows_read": result.rows_read,
         "profile_rows": len(result.profile), "drift_rows": len(result.drift),
     })
