@@ -6,15 +6,11 @@ command under a pseudo-terminal, through a pipe, and with --quiet.
 
 from __future__ import annotations
 
-import fcntl
 import io
 import os
-import pty
 import re
-import struct
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -23,6 +19,7 @@ import yaml
 
 from churn import progress
 from tests.conftest import PARAMS_FILE, REPO_ROOT
+from tests.helpers import run_command
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but \t and \n
 ENVIRONMENT = ("CI", "TERM", progress.QUIET_ENV, progress.MODE_ENV)
@@ -256,26 +253,9 @@ def _run_prep(params_file: Path, *options: str, terminal: bool) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT}
     env.update(TERM="xterm-256color", COLUMNS="120", PYTHONPATH=str(REPO_ROOT / "src"))
     command = [sys.executable, "-m", "churn.cli", "--params", str(params_file), *options, "prep"]
-    if not terminal:
-        done = subprocess.run(command, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-        assert done.returncode == 0, done.stdout.decode()
-        return done.stdout.decode()
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    process = subprocess.Popen(command, env=env, stdin=follower, stdout=follower, stderr=follower)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the command exited and closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert process.wait(timeout=120) == 0, b"".join(chunks).decode(errors="replace")
-    return b"".join(chunks).decode(errors="replace")
+    code, out = run_command(command, terminal=terminal, env=env, timeout=120)
+    assert code == 0, out
+    return out
 
 
 def test_a_command_in_a_terminal_shows_a_progress_bar(prep_project):

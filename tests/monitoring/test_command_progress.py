@@ -3,14 +3,9 @@ piped, nothing with --quiet; the tables are the same whichever way it ran."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import re
-import struct
-import subprocess
 import sys
-import termios
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +15,7 @@ import yaml
 
 from churn import progress
 from tests.conftest import REPO_ROOT
+from tests.helpers import run_command
 
 from .conftest import World, world_params, write_baseline
 
@@ -69,26 +65,9 @@ def run_cli(params_file: Path, *options: str, terminal: bool) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT}
     env.update(TERM="xterm-256color", COLUMNS="120", PYTHONPATH=str(REPO_ROOT / "src"))
     command = [sys.executable, "-m", "churn.cli", "--params", str(params_file), *options, "monitor", "--no-drill-down"]
-    if not terminal:
-        done = subprocess.run(command, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-        assert done.returncode == 0, done.stdout.decode()
-        return done.stdout.decode()
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    process = subprocess.Popen(command, env=env, stdin=follower, stdout=follower, stderr=follower)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the command exited and closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert process.wait(timeout=120) == 0, b"".join(chunks).decode(errors="replace")
-    return b"".join(chunks).decode(errors="replace")
+    code, out = run_command(command, terminal=terminal, env=env, timeout=120)
+    assert code == 0, out
+    return out
 
 
 def test_monitor_in_a_terminal_shows_a_bar_of_windows(runs):
