@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from churn.errors import ChurnError
-from churn.monitoring.drift import drift_summary, write_drift_html
+from churn.monitoring.drift import compare, drift_summary, write_drift_html
 
 NUMERIC = ["tenure", "monthly_charges", "total_charges", "constant_num"]
 CATEGORICAL = ["contract", "payment_method", "constant_cat"]
@@ -180,6 +180,31 @@ def test_html_report_written_atomically(tmp_path, shifted):
     assert "<html" in html.lower()
     assert "tenure" in html and "customer_id" not in html
     assert [p.name for p in target.parent.iterdir()] == ["drift_report.html"]  # no temp file left behind
+
+
+def test_one_evidently_run_gives_the_summary_and_the_html(tmp_path, shifted, monkeypatch):
+    """The evaluate stage and the PR report take both outputs from one run: computing the
+    columns again for the HTML would double the stage's evidently time."""
+    import evidently.core.report as evidently_report
+
+    ref, cur = shifted
+    runs = []
+    original = evidently_report.Report.run
+
+    def counting_run(self, *args, **kwargs):
+        runs.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(evidently_report.Report, "run", counting_run)
+    comparison = compare(ref, cur, numeric=NUMERIC, categorical=CATEGORICAL, sample_size=50_000, seed=42,
+                         drift_share=0.5)
+    comparison.write_html(tmp_path / "drift.html")
+    assert len(runs) == 1
+    monkeypatch.setattr(evidently_report.Report, "run", original)
+    assert comparison.summary == _summary(ref, cur)
+    assert comparison.summary["columns"]["tenure"]["drifted"] is True
+    html = (tmp_path / "drift.html").read_text(encoding="utf-8")
+    assert "tenure" in html and "contract" in html
 
 
 def test_module_imports_without_evidently():

@@ -19,7 +19,7 @@ from churn.core.splits import read_split
 from churn.evaluation import plots
 from churn.evaluation.run_log import log_test_metrics
 from churn.io import content_md5, md5_file, write_csv, write_json, write_text
-from churn.monitoring.drift import drift_summary, write_drift_html
+from churn.monitoring.drift import DriftComparison, compare
 from churn.validation import fairness, slices
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ def run(params: Params) -> EvaluationResult:
         fair = fairness.fairness_results(test, y_true, proba, threshold, fairness_settings, slice_settings)
         slice_summary = {**slices.summary(by_slice, metrics["roc_auc"]), **fairness.summary(fair)}
     with progress.phase("drift summary (evidently)"):
-        drift = drift_summary(train, test, drift_share=settings.drift.drift_share, **_drift_args(params))
+        comparison = _compare(params, train, test)
+        drift = comparison.summary
 
     write_json(paths.test_metrics, metrics)
     write_json(paths.slice_metrics, slice_summary)
@@ -82,7 +83,7 @@ def run(params: Params) -> EvaluationResult:
     write_json(paths.drift_metrics, {key: value for key, value in drift.items() if key != "columns"})
     write_csv(paths.plots_dir / plots.PLOT_FILES["drift_by_column"], plots.drift_table(drift["columns"]))
     with progress.phase(f"writing {paths.drift_report_html}"):
-        _write_html(params, train, test)
+        _write_html(params, comparison)
     # Outside the DVC outputs, after them: a failure here only reaches the stage log.
     log_test_metrics(
         params, md5_file(paths.model),
@@ -116,7 +117,8 @@ def _drift_args(params: Params) -> _DriftArgs:
 def html_key(params: Params) -> str:
     """What the HTML report was made from: the two data files and the drift settings."""
     paths = params.paths
-    made_from = {"train": md5_file(paths.train_set), "test": md5_file(paths.test_set), **_drift_args(params)}
+    made_from = {"train": md5_file(paths.train_set), "test": md5_file(paths.test_set), **_drift_args(params),
+                 "drift_share": params.evaluate.drift.drift_share}
     return content_md5(made_from)
 
 
@@ -125,8 +127,12 @@ def _key_file(params: Params) -> Path:
     return html.with_name(html.name + ".key")
 
 
-def _write_html(params: Params, train: pd.DataFrame, test: pd.DataFrame) -> None:
-    write_drift_html(train, test, path=params.paths.drift_report_html, **_drift_args(params))
+def _compare(params: Params, train: pd.DataFrame, test: pd.DataFrame) -> DriftComparison:
+    return compare(train, test, drift_share=params.evaluate.drift.drift_share, **_drift_args(params))
+
+
+def _write_html(params: Params, comparison: DriftComparison) -> None:
+    comparison.write_html(params.paths.drift_report_html)
     write_text(_key_file(params), html_key(params) + "\n")
 
 
@@ -144,4 +150,4 @@ def write_report(params: Params) -> None:
     a checkout whose evaluate stage was up to date (or restored from the run-cache) has
     none, or one made from other data, until this writes it."""
     paths, dataset = params.paths, params.dataset
-    _write_html(params, read_split(paths.train_set, dataset), read_split(paths.test_set, dataset))
+    _write_html(params, _compare(params, read_split(paths.train_set, dataset), read_split(paths.test_set, dataset)))

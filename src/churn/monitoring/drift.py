@@ -1,15 +1,18 @@
 """Data drift between a reference and a current frame, computed by evidently.
 
-Two outputs with different contracts:
+One evidently run (`compare`) gives two outputs with different contracts:
 
-* `drift_summary` returns the numbers as a small, fully deterministic, JSON-ready dict
-  (a DVC metric). It runs one `ValueDrift` per column plus one `DriftedColumnsCount`:
-  evidently's `DataDriftPreset` computes every column's test several times, so it is
-  used only for the HTML.
-* `write_drift_html` writes evidently's full HTML report (not byte-deterministic).
+* `DriftComparison.summary`: the numbers as a small, fully deterministic, JSON-ready dict
+  (a DVC metric): each column's drift score, method and threshold, and the dataset verdict.
+* `DriftComparison.write_html`: evidently's full HTML report (not byte-deterministic).
 
-Both sample each side down to at most `sample_size` rows with `seed`, keep only the
-listed columns, and hand evidently an explicit `DataDefinition` (otherwise it guesses
+Both come from `DataDriftPreset`, whose snapshot holds one `ValueDrift` per column and a
+`DriftedColumnsCount`, with their tests: reading the numbers from the same snapshot the
+HTML renders costs nothing extra, where a second, summary-only report would compute
+every column again.
+
+Both sides are sampled down to at most `sample_size` rows with `seed`, keep only the
+listed columns, and evidently gets an explicit `DataDefinition` (otherwise it guesses
 types, and ID-like columns become text columns it trains a classifier on).
 
 evidently takes seconds to import, so it is imported inside the functions only.
@@ -18,6 +21,7 @@ evidently takes seconds to import, so it is imported inside the functions only.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +35,48 @@ if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at runtime
     from evidently import DataDefinition, Dataset
 
 _DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class DriftComparison:
+    summary: dict[str, Any]  # the deterministic numbers (see drift_summary)
+    snapshot: Any  # evidently's Snapshot, for the HTML
+
+    def write_html(self, path: str | Path) -> None:
+        """Write evidently's HTML report to `path` (atomically)."""
+        with atomic_path(path) as tmp:
+            # save_html silently writes nothing unless given a str; it does not need a .html suffix.
+            self.snapshot.save_html(str(tmp))
+            if tmp.stat().st_size == 0:
+                raise RuntimeError(f"evidently wrote an empty HTML report for {path}")
+
+
+def compare(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    numeric: list[str],
+    categorical: list[str],
+    sample_size: int,
+    seed: int,
+    drift_share: float = 0.5,
+) -> DriftComparison:
+    """Run evidently's data-drift preset once; its numbers and its report."""
+    if not 0.0 < drift_share <= 1.0:
+        raise ChurnError(f"drift_share must be in (0, 1], got {drift_share!r}")
+    ref, cur = _prepare(reference, current, numeric=numeric, categorical=categorical,
+                        sample_size=sample_size, seed=seed)
+    columns = list(numeric) + list(categorical)
+
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    # include_tests: each column's drift flag comes as its ValueDrift test's status.
+    report = Report([DataDriftPreset(columns=columns, drift_share=drift_share)], include_tests=True)
+    snapshot = _run(report, ref, cur, numeric=numeric, categorical=categorical)
+    summary = _summarise(snapshot.dict(), columns, drift_share, sample_size)
+    summary = {"reference_rows": len(ref), "current_rows": len(cur), **summary}
+    return DriftComparison(summary, snapshot)
 
 
 def drift_summary(
@@ -48,23 +94,27 @@ def drift_summary(
     `reference_rows` / `current_rows` are the rows actually compared (after sampling,
     so at most `sample_size`); `sample_size` is the cap that was applied.
     """
-    if not 0.0 < drift_share <= 1.0:
-        raise ChurnError(f"drift_share must be in (0, 1], got {drift_share!r}")
-    ref, cur = _prepare(reference, current, numeric=numeric, categorical=categorical,
-                        sample_size=sample_size, seed=seed)
-    columns = list(numeric) + list(categorical)
+    return compare(reference, current, numeric=numeric, categorical=categorical,
+                   sample_size=sample_size, seed=seed, drift_share=drift_share).summary
 
-    from evidently import Report
-    from evidently.metrics import DriftedColumnsCount, ValueDrift
 
-    report = Report(
-        [ValueDrift(column=col) for col in columns]
-        + [DriftedColumnsCount(columns=columns, drift_share=drift_share)],
-        include_tests=True,  # the per-column drift flag comes as ValueDrift's test status
-    )
-    snapshot = _run(report, ref, cur, numeric=numeric, categorical=categorical)
-    result = snapshot.dict()
+def write_drift_html(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    numeric: list[str],
+    categorical: list[str],
+    sample_size: int,
+    seed: int,
+    path: str | Path,
+    drift_share: float = 0.5,
+) -> None:
+    """Write evidently's data-drift HTML report to `path` (atomically)."""
+    compare(reference, current, numeric=numeric, categorical=categorical, sample_size=sample_size,
+            seed=seed, drift_share=drift_share).write_html(path)
 
+
+def _summarise(result: dict[str, Any], columns: list[str], drift_share: float, sample_size: int) -> dict[str, Any]:
     status_by_metric = {
         test["metric_config"]["metric_id"]: _status(test["status"])
         for test in result["tests"]
@@ -100,8 +150,6 @@ def drift_summary(
 
     share = flagged / len(columns)
     return {
-        "reference_rows": len(ref),
-        "current_rows": len(cur),
         "sample_size": int(sample_size),
         "columns_total": len(columns),
         "columns_drifted": flagged,
@@ -109,32 +157,6 @@ def drift_summary(
         "dataset_drift": bool(share >= drift_share),
         "columns": {col: per_column[col] for col in sorted(per_column)},
     }
-
-
-def write_drift_html(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    *,
-    numeric: list[str],
-    categorical: list[str],
-    sample_size: int,
-    seed: int,
-    path: str | Path,
-) -> None:
-    """Write evidently's DataDriftPreset HTML report to `path` (atomically)."""
-    ref, cur = _prepare(reference, current, numeric=numeric, categorical=categorical,
-                        sample_size=sample_size, seed=seed)
-
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
-
-    report = Report([DataDriftPreset(columns=list(numeric) + list(categorical))])
-    snapshot = _run(report, ref, cur, numeric=numeric, categorical=categorical)
-    with atomic_path(path) as tmp:
-        # save_html silently writes nothing unless given a str; it does not need a .html suffix.
-        snapshot.save_html(str(tmp))
-        if tmp.stat().st_size == 0:
-            raise RuntimeError(f"evidently wrote an empty HTML report for {path}")
 
 
 # --- helpers -----------------------------------------------------------------------

@@ -230,7 +230,7 @@ def _count(path: str, value: int | None, absent: bool) -> str:
 
 
 def drift_section(params: Params, base_files: dq.BaseFiles) -> tuple[list[str], dict[str, Any] | None]:
-    from churn.monitoring.drift import drift_summary, write_drift_html
+    from churn.monitoring.drift import compare
 
     dataset, settings = params.dataset, params.report
     from churn.core.splits import read_split
@@ -245,13 +245,13 @@ def drift_section(params: Params, base_files: dq.BaseFiles) -> tuple[list[str], 
         return [f"The base training data has other columns ({missing} missing): drift not computed."], None
     columns = dict(numeric=list(dataset.numeric), categorical=list(dataset.categorical))
     sample = settings.drift_sample_size
-    drift = drift_summary(base_train, head_train, sample_size=sample, seed=params.evaluate.drift.seed,
-                          drift_share=params.evaluate.drift.drift_share, **columns)
+    comparison = compare(base_train, head_train, sample_size=sample, seed=params.evaluate.drift.seed,
+                         drift_share=params.evaluate.drift.drift_share, **columns)
+    drift = comparison.summary
     write_json(settings.drift_metrics, {k: v for k, v in drift.items() if k != "columns"} | {
         "columns": {c: {"score": e["score"], "drifted": e["drifted"]} for c, e in drift["columns"].items()}
     })
-    write_drift_html(base_train, head_train, path=settings.assets_dir / DRIFT_HTML, sample_size=sample,
-                     seed=params.evaluate.drift.seed, **columns)
+    comparison.write_html(settings.assets_dir / DRIFT_HTML)
     ranked = sorted(drift["columns"].items(), key=lambda item: (not item[1]["drifted"], -_severity(item[1])))
     drifted = [name for name, entry in ranked if entry["drifted"]]
     table = pd.DataFrame(
