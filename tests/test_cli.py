@@ -303,3 +303,35 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     assert process.wait(timeout=60) == 141, stderr
     assert head[0].startswith(b"summary line 0")
     assert stderr == "", stderr  # no "error: [Errno 32] Broken pipe", no "Exception ignored"
+
+
+# ------------------------------------------------------------------ engines
+
+
+@pytest.mark.parametrize("command", ["predict", "monitor"])
+def test_predict_and_monitor_name_their_engines_alike(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    usage = capsys.readouterr().out
+    assert "--engine {local,spark}" in usage and "local: " in usage and "pandas" not in usage
+
+
+@pytest.mark.parametrize("spelling", [None, "local", "pandas"])
+def test_monitor_runs_the_local_engine_by_default_and_for_the_deprecated_pandas(tmp_path, monkeypatch, capsys,
+                                                                              spelling):
+    from churn.errors import ChurnError
+    from churn.monitoring import command
+
+    calls = []
+
+    def local(params, now=None):
+        calls.append(params)
+        raise ChurnError("the local engine was called")
+
+    monkeypatch.setattr(command, "run", local)
+    engine = [] if spelling is None else ["--engine", spelling]
+    assert main(["monitor", "--no-drill-down", "--params", write_params(tmp_path), *engine]) == 2
+    err = capsys.readouterr().err
+    assert len(calls) == 1 and "error: the local engine was called" in err
+    deprecated = "warning: --engine pandas is deprecated: use --engine local" in err
+    assert deprecated == (spelling == "pandas"), err

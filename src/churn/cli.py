@@ -293,7 +293,11 @@ def _summary(args: argparse.Namespace, params: Params) -> int:
 def _monitor(args: argparse.Namespace, params: Params) -> int:
     from churn.monitoring.command import monitor
 
-    outcome = monitor(params, check=args.check, drill_down=not args.no_drill_down, engine=args.engine)
+    engine = args.engine
+    if engine == "pandas":
+        print("warning: --engine pandas is deprecated: use --engine local (the same engine)", file=sys.stderr)
+        engine = "local"
+    outcome = monitor(params, check=args.check, drill_down=not args.no_drill_down, engine=engine)
     result, paths = outcome.result, params.monitor.paths
     if result.up_to_date:
         print(f"monitor: up to date ({result.windows} windows); nothing recomputed")
@@ -420,8 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the evidently report of the latest window (it takes seconds); the dashboard links the last one",
     )
     monitor.add_argument(
-        "--engine", choices=["pandas", "spark"], default="pandas",
-        help="pandas: read the log on this machine, incrementally (default); spark: compute the window aggregates "
+        # "pandas" is the engine's first name, kept as a deprecated alias (not shown in the usage).
+        "--engine", choices=["local", "spark", "pandas"], default="local", metavar="{local,spark}",
+        help="local: read the log on this machine, incrementally (default); spark: compute the window aggregates "
         "with Spark (pyspark, Java 17+; local mode, spark-submit, Databricks or SPARK_REMOTE), same tables",
     )
     tune = command("tune", "seeded hyperparameter search on train/validation (nested MLflow runs)", _tune)

@@ -26,7 +26,7 @@ DRIFT_KEY = [*tables.KEYS, "column_name", "drift_type"]
 @dataclass
 class Runs:
     world: World
-    pandas: MonitorResult
+    local: MonitorResult
     spark: MonitorResult
     tables: dict[str, tuple[pd.DataFrame, pd.DataFrame]]  # engine -> (profile, drift)
 
@@ -60,16 +60,16 @@ def runs(spark, params, tmp_path_factory) -> Runs:
     build_log(world)
     paths = world.params.monitor.paths
     results, written = {}, {}
-    for engine, function in (("pandas", run), ("spark", run_spark)):
+    for engine, function in (("local", run), ("spark", run_spark)):
         kwargs = {"spark": spark} if engine == "spark" else {}
         results[engine] = function(world.params, now=NOW, **kwargs)
         written[engine] = (pd.read_parquet(paths.profile), pd.read_parquet(paths.drift))
-    return Runs(world, results["pandas"], results["spark"], written)
+    return Runs(world, results["local"], results["spark"], written)
 
 
 @pytest.mark.spark
 def test_both_engines_write_the_same_tables(runs):
-    (profile, drift), (spark_profile, spark_drift) = runs.tables["pandas"], runs.tables["spark"]
+    (profile, drift), (spark_profile, spark_drift) = runs.tables["local"], runs.tables["spark"]
     assert len(profile) > 300 and len(drift) > 300
     pd.testing.assert_frame_equal(spark_profile, profile, check_exact=False, rtol=0, atol=2e-6)
     pd.testing.assert_frame_equal(spark_drift, drift, check_exact=False, rtol=0, atol=2e-6)
@@ -82,7 +82,7 @@ def test_both_engines_write_the_same_tables(runs):
 
 @pytest.mark.spark
 def test_the_spark_run_reports_what_the_default_run_reports(runs):
-    ours, theirs = runs.spark, runs.pandas
+    ours, theirs = runs.spark, runs.local
     assert (ours.rows_read, ours.future_rows, ours.duplicate_labels, ours.unknown_label_ids) == (
         theirs.rows_read, theirs.future_rows, theirs.duplicate_labels, theirs.unknown_label_ids
     ) == (930, 30, 40, 2)

@@ -24,20 +24,21 @@ class CommandResult:
 
 
 def monitor(
-    params: Params, *, check: bool = False, now: datetime | None = None, drill_down: bool = True, engine: str = "pandas"
+    params: Params, *, check: bool = False, now: datetime | None = None, drill_down: bool = True, engine: str = "local"
 ) -> CommandResult:
-    """`engine`: "pandas" (this machine, incremental) or "spark" (churn.spark.monitor: the same
-    tables from aggregates computed by Spark; pyspark is imported only then)."""
+    """`engine`: "local" (this machine, pandas and pyarrow, incremental) or "spark"
+    (churn.spark.monitor: the same tables from aggregates computed by Spark; pyspark is
+    imported only then)."""
     settings = params.monitor
     try:
         if engine == "spark":
             from churn.spark.monitor import run_spark
 
             result = run_spark(params, now=now)
-        elif engine == "pandas":
+        elif engine == "local":
             result = run(params, now=now)
         else:
-            raise ChurnError(f"unknown monitor engine {engine!r}: use pandas or spark")
+            raise ChurnError(f"unknown monitor engine {engine!r}: use local or spark")
     except ChurnError as exc:
         if check:  # fail closed, in the verdict file too
             write_json(settings.paths.verdict, trigger.impossible(str(exc), settings.retrain).to_json())
