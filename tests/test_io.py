@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 
 import pandas as pd
 import pytest
 
-from churn.io import atomic_path, md5_file, write_bytes, write_csv, write_json, write_parquet, write_text
+from churn.io import (
+    atomic_path,
+    md5_file,
+    output_set,
+    temporary_sibling,
+    write_bytes,
+    write_csv,
+    write_json,
+    write_parquet,
+    write_text,
+)
 
 
 def _leftovers(directory, keep):
@@ -43,7 +55,30 @@ def test_atomic_path_creates_nothing_on_exception_without_old_file(tmp_path):
         tmp.write_text("partial")
         raise ValueError
     assert not target.exists()
-    assert list(target.parent.iterdir()) == []
+    assert not target.parent.exists()  # the directory made for it went with it
+
+
+def test_temporary_sibling_is_removed_with_the_folders_made_for_it_unless_moved(tmp_path):
+    target = tmp_path / "log" / "date=2026-11-29" / "part.parquet"
+    with temporary_sibling(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".part.parquet.")
+        tmp.write_text("rows")
+    assert not (tmp_path / "log").exists()
+    with temporary_sibling(target) as tmp:
+        tmp.write_text("rows")
+        os.replace(tmp, target)
+    assert target.read_text() == "rows" and _leftovers(target.parent, {"part.parquet"}) == []
+
+
+def test_outputs_get_the_permissions_the_umask_gives(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_text(tmp_path / "one.txt", "1")
+        with output_set() as out:
+            out.path(tmp_path / "two.txt").write_text("2")
+    finally:
+        os.umask(umask)
+    assert {stat.S_IMODE((tmp_path / n).stat().st_mode) for n in ("one.txt", "two.txt")} == {0o644}
 
 
 def test_failing_writer_leaves_old_json(tmp_path):

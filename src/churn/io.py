@@ -14,23 +14,45 @@ from typing import Any
 import pandas as pd
 
 
-@contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `target`; it replaces `target` only if the block succeeds."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+def _sibling(target: Path, suffix: str) -> Path:
+    """A new empty hidden file beside `target` (same directory, so same device: moving it
+    into place is a rename), with the permissions the umask gives any new file."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
-    tmp_path = Path(tmp)
+    tmp = Path(name)
     # mkstemp creates 0600; outputs get the usual permissions the umask allows.
     umask = os.umask(0)
     os.umask(umask)
-    tmp_path.chmod(0o666 & ~umask)
+    tmp.chmod(0o666 & ~umask)
+    return tmp
+
+
+@contextmanager
+def temporary_sibling(target: str | Path) -> Iterator[Path]:
+    """A hidden temporary path beside `target` (readers of the inference log skip dot
+    files) for the caller to move into place; removed on exit if it was not, and so is any
+    directory made for it that is left empty."""
+    target = Path(target)
+    made = [d for d in (target.parent, *target.parent.parents) if not d.exists()]  # innermost first
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _sibling(target, ".tmp")
     try:
-        yield tmp_path
-        os.replace(tmp_path, target)
+        yield tmp
     finally:
-        tmp_path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        for directory in made:
+            try:
+                directory.rmdir()
+            except OSError:  # not empty: the file was moved into place
+                break
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `target`; it replaces `target` only if the block succeeds."""
+    with temporary_sibling(target) as tmp:
+        yield tmp
+        os.replace(tmp, target)
 
 
 class OutputSet:
@@ -43,10 +65,9 @@ class OutputSet:
         """Where to write `target` for now: a temporary file beside it, on the same device."""
         target = Path(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".staged", dir=target.parent)
-        os.close(fd)
-        self._staged.append((Path(tmp), target))
-        return Path(tmp)
+        tmp = _sibling(target, ".staged")
+        self._staged.append((tmp, target))
+        return tmp
 
     def _commit(self) -> None:
         # Renames within a directory need no space, so once every file is written the

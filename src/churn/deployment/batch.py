@@ -24,9 +24,9 @@ from churn import progress
 from churn.config import Dataset, Params, is_url
 from churn.deployment import inference_log
 from churn.deployment.records import open_records, whole_file_facts
-from churn.deployment.stream import DEFAULT_BATCH_ROWS, ParquetParts, score_stream, temporary_sibling
+from churn.deployment.stream import DEFAULT_BATCH_ROWS, ParquetParts, score_stream
 from churn.errors import ChurnError
-from churn.io import output_set, write_csv
+from churn.io import output_set, temporary_sibling, write_csv
 from churn.servable.pyfunc import ChurnModel
 from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.storage import Folder

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -40,31 +38,6 @@ DEFAULT_BATCH_ROWS = 50_000
 # A column no input has: carries each row's position through validation, so rejected rows
 # validated out of order can be put back in input order.
 POSITION = "__churn_row_position__"
-
-
-@contextmanager
-def temporary_sibling(target: Path) -> Iterator[Path]:
-    """A hidden temporary path beside `target` (readers of the log skip dot files), removed
-    on exit unless the caller moved it into place; a directory made for it and left empty
-    is removed too."""
-    directory = target.parent
-    made = [d for d in (directory, *directory.parents) if not d.exists()]  # innermost first
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    tmp = Path(name)
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o666 & ~umask)
-    try:
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
-        for made_dir in made:
-            try:
-                made_dir.rmdir()
-            except OSError:  # not empty: the file was moved into place
-                break
 
 
 class ParquetParts:
