@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
-from churn.monitoring.windows import parse_granularity
+from churn.monitoring.windows import parse_granularity, windows_of_days
 
 
 @pytest.mark.parametrize("text, seconds", [("1 day", 86400), ("1 week", 604800), ("6 hours", 21600), ("2 days", 172800)])
@@ -37,3 +37,15 @@ def test_days_and_windows_cover_each_other():
     assert week.days_of_window(start) == [date(2026, 11, d) for d in range(2, 9)]
     assert week.windows_of_day(date(2026, 11, 8)) == [start]
     assert len(parse_granularity("6 hours").windows_of_day(date(2026, 11, 8))) == 4
+
+
+def test_windows_of_days_cover_each_logged_day_per_granularity():
+    days = [date(2026, 11, 8), date(2026, 11, 9), date(2026, 11, 11)]  # a Sunday, then a Monday
+    windows = windows_of_days(["1 day", "1 week"], days)
+    assert [(w.granularity.text, w.start.date()) for w in windows] == [
+        ("1 day", date(2026, 11, 8)), ("1 day", date(2026, 11, 9)), ("1 day", date(2026, 11, 11)),
+        ("1 week", date(2026, 11, 2)), ("1 week", date(2026, 11, 9)),
+    ]
+    week = windows[-1]
+    assert week.days == [date(2026, 11, 9), date(2026, 11, 11)]  # only the days that were logged
+    assert week.end == pd.Timestamp("2026-11-16", tz="UTC") and week.key == "1 week|2026-11-09T00:00:00+00:00"

@@ -21,26 +21,17 @@ from churn.config import Params
 from churn.deployment import inference_log
 from churn.errors import ChurnError
 from churn.io import write_parquet
-from churn.monitoring import baseline as baseline_module
-from churn.monitoring import estimate, source, tables
+from churn.monitoring import comparison, estimate, source, tables
 from churn.monitoring import state as state_module
-from churn.monitoring.aggregate import CALIBRATED, ColumnSpec, aggregate, rows, sketch
+from churn.monitoring.aggregate import CALIBRATED, ColumnSpec, aggregate, rows
+from churn.monitoring.comparison import BaselineSummary
 from churn.monitoring.settings import check as check_settings
 from churn.monitoring.slices import check_expression, mask
-from churn.monitoring.windows import Granularity, parse_granularity
-from churn.servable.scoring import PREDICTION, PROBABILITY
+from churn.monitoring.windows import Window, parse_granularity, windows_of_days
+from churn.servable.scoring import PROBABILITY
 
 log = logging.getLogger("churn.monitor")
 MODEL_VERSION = inference_log.MODEL_VERSION
-
-
-@dataclass(frozen=True)
-class BaselineSummary:
-    source: str | None
-    problem: str | None  # why there is none
-    roc_auc: float | None  # realised on the labelled reference
-    positive_rate: float | None  # predicted positive rate on the baseline
-    estimate_note: str | None  # why there is no label-free estimate
 
 
 @dataclass(frozen=True)
@@ -61,21 +52,6 @@ class MonitorResult:
     latest_fingerprint: str | None = None
 
 
-@dataclass(frozen=True)
-class _Window:
-    granularity: Granularity
-    start: pd.Timestamp
-    days: list[date]
-
-    @property
-    def end(self) -> pd.Timestamp:
-        return self.start + self.granularity.width
-
-    @property
-    def key(self) -> str:
-        return state_module.window_key(self.granularity.text, self.start)
-
-
 def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
     settings, dataset = params.monitor, params.dataset
     root = Path(params.paths.inference_log)
@@ -89,16 +65,9 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
             "(or set paths.inference_log); there is nothing to monitor"
         )
     with progress.phase("loading the baseline") as loading:
-        found, summary = _baseline(params)
-        calibration = estimate.fit(
-            found.reference if found else None, found.reference_note if found else summary.problem
-        )
+        against = comparison.load(params)
+        found, summary, calibration, spec = against.baseline, against.summary, against.calibration, against.spec
         loading.done(f"{len(found.frame):,} rows from {found.source}" if found else "none")
-    summary = BaselineSummary(
-        summary.source, summary.problem, calibration.reference_roc_auc, summary.positive_rate, calibration.note
-    )
-    spec = _spec(params, found)
-    baseline_std = {c: float(found.frame[c].std()) for c in spec.edges} if found else {}
 
     directory = settings.paths.state_dir
     old = state_module.load(directory)
@@ -133,7 +102,7 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
     # Counted when the labels change (every partition's ids are then looked up).
     new.unknown_label_ids = int((~matched).sum()) if labels_changed else old.unknown_label_ids
 
-    windows = _windows(settings.granularities, sorted(listing))
+    windows = windows_of_days(settings.granularities, sorted(listing))
     for window in windows:
         parts = [new.partitions[d.isoformat()] for d in window.days]
         stamp = [window.key, [d.isoformat() for d in window.days], parts]
@@ -168,15 +137,15 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
     if old_profile is not None and old_sketches is not None and keep:
         profile_parts.append(_only(old_profile, keep))
         sketch_parts.append(_only(old_sketches, keep))
-    profile = tables.finish_profile(_concat(profile_parts), settings.min_rows)
+    profile = tables.finish_profile(tables.concat(profile_parts), settings.min_rows)
     if not (profile["count"].fillna(0) > 0).any():
         raise ChurnError(
             f"no rows to monitor in {root}: {future_rows} rows are stamped after now ({now_ts:%Y-%m-%d %H:%M} UTC); "
             "check the scoring clock or --as-of"
         )
     with progress.phase("drift against the baseline and the previous windows") as comparing:
-        sketches = _concat(sketch_parts)
-        drift = _drift(params, found, spec, baseline_std, sketches)
+        sketches = tables.concat(sketch_parts)
+        drift = comparison.drift(params, against, sketches)
         comparing.done(f"{len(drift):,} drift rows")
     write_parquet(settings.paths.profile, profile)
     write_parquet(settings.paths.drift, drift)
@@ -190,26 +159,7 @@ def run(params: Params, *, now: datetime | None = None) -> MonitorResult:
     )
 
 
-def _drift(
-    params: Params, found: baseline_module.Baseline | None, spec: ColumnSpec, baseline_std: dict[str, float],
-    sketches: pd.DataFrame,
-) -> pd.DataFrame:
-    settings = params.monitor
-    baseline_sketch = None
-    if found is not None:
-        # Per slice: a slice is compared with the same slice of the baseline.
-        parts = []
-        for slice_key in [None, *settings.slices]:
-            frame = found.frame if slice_key is None else found.frame.loc[mask(found.frame, slice_key)]
-            part = sketch(frame.assign(_all="all"), ["_all"], _present(spec, found.frame))
-            parts.append(part.drop(columns="_all").assign(slice_key=slice_key or ""))
-        baseline_sketch = pd.concat(parts, ignore_index=True)
-    return tables.drift_table(
-        sketches, baseline_sketch, baseline_std, set(spec.edges), settings.drift, settings.min_rows
-    )
-
-
-def _latest(windows: list[_Window], granularity: str, state: state_module.State) -> tuple[str | None, str | None]:
+def _latest(windows: list[Window], granularity: str, state: state_module.State) -> tuple[str | None, str | None]:
     mine = [w for w in windows if w.granularity.text == granularity and w.days]
     if not mine:
         return None, None
@@ -236,59 +186,10 @@ def window_rows(params: Params, key: str, now: datetime | None = None) -> pd.Dat
     return frame.loc[inside.to_numpy()].reset_index(drop=True)
 
 
-def _baseline(params: Params) -> tuple[baseline_module.Baseline | None, BaselineSummary]:
-    try:
-        found = baseline_module.load(params)
-    except ChurnError as exc:  # BaselineMissing, or a registry that cannot be read
-        return None, BaselineSummary(None, str(exc), None, None, None)
-    rate = float(found.frame[PREDICTION].mean()) if PREDICTION in found.frame.columns else None
-    return found, BaselineSummary(found.source, None, None, None if rate is None else round(rate, 6), None)
-
-
-def _spec(params: Params, found: baseline_module.Baseline | None) -> ColumnSpec:
-    dataset = params.dataset
-    numeric = [*dataset.numeric, PROBABILITY]
-    edges: dict[str, np.ndarray] = {}
-    if found is not None:
-        levels = np.linspace(0, 1, params.monitor.drift.numeric_bins + 1)[1:-1]
-        for column in numeric:
-            if column in found.frame.columns:
-                values = found.frame[column].to_numpy("float64")
-                values = values[~np.isnan(values)]
-                if len(values):
-                    edges[column] = np.unique(np.quantile(values, levels))
-    return ColumnSpec(
-        numeric=numeric, categorical=[*dataset.categorical, PREDICTION],
-        probability=PROBABILITY, prediction=PREDICTION, edges=edges,
-    )
-
-
-def _present(spec: ColumnSpec, frame: pd.DataFrame) -> ColumnSpec:
-    """The spec restricted to the columns a baseline has."""
-    return ColumnSpec(
-        numeric=[c for c in spec.numeric if c in frame.columns],
-        categorical=[c for c in spec.categorical if c in frame.columns],
-        probability=spec.probability, prediction=spec.prediction,
-        edges={c: e for c, e in spec.edges.items() if c in frame.columns},
-    )
-
-
-def _windows(granularities: list[str], days: list[date]) -> list[_Window]:
-    out = []
-    available = set(days)
-    for text in granularities:
-        granularity = parse_granularity(text)
-        starts = sorted({start for day in days for start in granularity.windows_of_day(day)})
-        for start in starts:
-            covered = [d for d in granularity.days_of_window(start) if d in available]
-            out.append(_Window(granularity, start, covered))
-    return out
-
-
 def _compute(
     params: Params,
     root: Path,
-    dirty: list[_Window],
+    dirty: list[Window],
     labels: source.Labels,
     calibration: estimate.Calibration,
     spec: ColumnSpec,
@@ -381,17 +282,6 @@ def _only(frame: pd.DataFrame, keys: set[str]) -> pd.DataFrame:
     return frame.loc[[k in keys for k in window_keys]]
 
 
-def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in tables.PROFILE_COLUMNS})
-    out = pd.concat(parts, ignore_index=True)
-    if MODEL_VERSION in out.columns:
-        out[MODEL_VERSION] = out[MODEL_VERSION].astype(object).where(out[MODEL_VERSION].notna(), None)
-        out[MODEL_VERSION] = out[MODEL_VERSION].map(lambda v: v if v is None else str(v))
-    return out
-
-
 def _read_table(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
@@ -402,16 +292,7 @@ def _read_table(path: Path) -> pd.DataFrame | None:
 
 
 def _warnings(summary: BaselineSummary, state: state_module.State, duplicates: int) -> list[str]:
-    out = []
-    if summary.problem:
-        out.append(f"no baseline, so no drift and no estimate: {summary.problem}")
-    elif summary.estimate_note:
-        out.append(f"no label-free estimate: {summary.estimate_note}")
     future = sum(int(p.get("future", 0)) for p in state.partitions.values())
-    if future:
-        out.append(f"{future} logged rows are stamped in the future and were left out: check the clock or --as-of")
-    if state.unknown_label_ids:
-        out.append(f"{state.unknown_label_ids} attached labels match no logged prediction (unknown ids)")
-    if duplicates:
-        out.append(f"{duplicates} labels were superseded by a later label for the same id (the latest wins)")
-    return out
+    return comparison.warnings(
+        summary, future_rows=future, unknown_label_ids=state.unknown_label_ids, duplicate_labels=duplicates
+    )

@@ -25,7 +25,8 @@ BASELINE = "BASELINE"
 CONSECUTIVE = "CONSECUTIVE"
 OK = "ok"
 INSUFFICIENT = distances.INSUFFICIENT
-GROUP = ["granularity", "model_version", "slice_key", "slice_value"]
+_MODEL_VERSION = "model_version"  # inference_log.MODEL_VERSION
+GROUP = ["granularity", _MODEL_VERSION, "slice_key", "slice_value"]
 KEYS = ["window_start", "window_end", *GROUP]
 PROFILE_COLUMNS = [
     *KEYS, "column_name", "status",
@@ -37,6 +38,19 @@ DRIFT_COLUMNS = [
     "js_distance", "wasserstein_distance", "psi", "p_value", "method", "threshold", "drifted", "status",
 ]
 _TIMESTAMP = "datetime64[ns, UTC]"
+
+
+def concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Profile or sketch parts as one frame (empty: the profile's columns), model versions as
+    text or None whatever type each part gave them."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in PROFILE_COLUMNS})
+    out = pd.concat(parts, ignore_index=True)
+    if _MODEL_VERSION in out.columns:
+        out[_MODEL_VERSION] = out[_MODEL_VERSION].astype(object).where(out[_MODEL_VERSION].notna(), None)
+        out[_MODEL_VERSION] = out[_MODEL_VERSION].map(lambda v: v if v is None else str(v))
+    return out
 
 
 def finish_profile(profile: pd.DataFrame, min_rows: int) -> pd.DataFrame:

@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from churn.monitoring.state import window_key
+
 _UNITS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
 _PATTERN = re.compile(r"^\s*(\d+)\s+(minute|hour|day|week)s?\s*$")
 _NS = 1_000_000_000
@@ -79,3 +81,34 @@ def parse_granularity(text: str) -> Granularity:
         raise ValueError(f"granularity {text!r} must divide a day or be whole days, so windows align with days")
     anchor = _WEEK_ANCHOR_S if unit == "week" else 0
     return Granularity(text=str(text).strip(), seconds=seconds, anchor_seconds=anchor)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of the log: its granularity, start and the UTC days (log partitions) of
+    it that hold rows."""
+
+    granularity: Granularity
+    start: pd.Timestamp
+    days: list[date]
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return self.start + self.granularity.width
+
+    @property
+    def key(self) -> str:
+        return window_key(self.granularity.text, self.start)
+
+
+def windows_of_days(granularities: list[str], days: list[date]) -> list[Window]:
+    """Every window of each granularity that overlaps one of `days`, granularity by granularity."""
+    out = []
+    available = set(days)
+    for text in granularities:
+        granularity = parse_granularity(text)
+        starts = sorted({start for day in days for start in granularity.windows_of_day(day)})
+        for start in starts:
+            covered = [d for d in granularity.days_of_window(start) if d in available]
+            out.append(Window(granularity, start, covered))
+    return out

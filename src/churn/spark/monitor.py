@@ -2,7 +2,8 @@
 
 The default engine reads the log partition by partition on one machine; this one hands
 the heavy part to Spark and keeps every statistic that compares or judges in the shared
-pandas code, so both engines write the same tables (tests/spark/test_monitor.py):
+pandas code (`monitoring.comparison`: the baseline, its bins and the drift), so both
+engines write the same tables (tests/spark/test_monitor.py):
 
 1. Spark reads the log (`date=*/part-*.parquet`, a local path or an object store), joins
    the latest attached label per id (latest `labelled_at`, then the later file, as
@@ -44,15 +45,12 @@ from churn.config import Dataset, Params
 from churn.deployment import inference_log
 from churn.errors import ChurnError
 from churn.io import write_parquet
-from churn.monitoring import estimate, tables
-from churn.monitoring import run as run_module
-from churn.monitoring import state as state_module
+from churn.monitoring import comparison, estimate, tables
 from churn.monitoring.aggregate import CALIBRATED, DIGITS, LABEL, QUANTILE_COLUMNS, QUANTILES, TOP_VALUES, table
-from churn.monitoring.aggregate import sketch as sketch_of
-from churn.monitoring.run import BaselineSummary, MonitorResult
+from churn.monitoring.run import MonitorResult
 from churn.monitoring.settings import check as check_settings
 from churn.monitoring.slices import check_expression
-from churn.monitoring.windows import parse_granularity
+from churn.monitoring.windows import parse_granularity, windows_of_days
 from churn.servable.scoring import PREDICTION, PROBABILITY
 
 MODEL_VERSION = inference_log.MODEL_VERSION
@@ -97,47 +95,27 @@ def run_spark(params: Params, *, now: datetime | None = None, spark: Any = None)
         spark = spark_session()  # a clear ChurnError without pyspark or Java
     root = str(params.paths.inference_log).rstrip("/")
 
-    found, summary = run_module._baseline(params)
-    calibration = estimate.fit(found.reference if found else None, found.reference_note if found else summary.problem)
-    summary = BaselineSummary(
-        summary.source, summary.problem, calibration.reference_roc_auc, summary.positive_rate, calibration.note
-    )
-    spec = run_module._spec(params, found)
-    baseline_std = {c: float(found.frame[c].std()) for c in spec.edges} if found else {}
-
-    aggregates = aggregate_log(spark, root, params, spec.edges, now_ts)
+    against = comparison.load(params)
+    aggregates = aggregate_log(spark, root, params, against.spec.edges, now_ts)
     if aggregates.rows == 0:
         raise ChurnError(
             f"no rows to monitor in {root}: {aggregates.future_rows} rows are stamped after now "
             f"({now_ts:%Y-%m-%d %H:%M} UTC); check the scoring clock or --as-of"
         )
-    profile_parts, sketch_parts = _assemble(aggregates, params, calibration, spec)
-    profile = tables.finish_profile(run_module._concat(profile_parts), settings.min_rows)
-    sketches = run_module._concat(sketch_parts)
-    baseline_sketch = None
-    if found is not None:
-        from churn.monitoring.slices import mask
-
-        parts = []
-        for slice_key in [None, *settings.slices]:
-            frame = found.frame if slice_key is None else found.frame.loc[mask(found.frame, slice_key)]
-            part = sketch_of(frame.assign(_all="all"), ["_all"], run_module._present(spec, found.frame))
-            parts.append(part.drop(columns="_all").assign(slice_key=slice_key or ""))
-        baseline_sketch = pd.concat(parts, ignore_index=True)
-    drift = tables.drift_table(
-        sketches, baseline_sketch, baseline_std, set(spec.edges), settings.drift, settings.min_rows
-    )
+    profile_parts, sketch_parts = _assemble(aggregates, params, against.calibration, against.spec)
+    profile = tables.finish_profile(tables.concat(profile_parts), settings.min_rows)
+    drift = comparison.drift(params, against, tables.concat(sketch_parts))
     write_parquet(settings.paths.profile, profile)
     write_parquet(settings.paths.drift, drift)
-    windows = len(run_module._windows(settings.granularities, aggregates.days))
-    counted = state_module.State(
-        partitions={"spark": {"future": aggregates.future_rows}}, unknown_label_ids=aggregates.unknown_label_ids
+    windows = len(windows_of_days(settings.granularities, aggregates.days))
+    warnings = comparison.warnings(
+        against.summary, future_rows=aggregates.future_rows, unknown_label_ids=aggregates.unknown_label_ids,
+        duplicate_labels=aggregates.duplicate_labels,
     )
     return MonitorResult(
-        profile, drift, summary, windows, windows, aggregates.rows, aggregates.future_rows,
-        aggregates.duplicate_labels, aggregates.unknown_label_ids, False,
-        run_module._warnings(summary, counted, aggregates.duplicate_labels),
-        found.frame if found else None, None, None,
+        profile, drift, against.summary, windows, windows, aggregates.rows, aggregates.future_rows,
+        aggregates.duplicate_labels, aggregates.unknown_label_ids, False, warnings,
+        against.baseline.frame if against.baseline else None, None, None,
     )
 
 
