@@ -619,3 +619,49 @@ def test_categorical_codes_that_arrive_as_numbers_are_read_as_text(raw_frame, da
     assert valid.empty
     assert rejected[REASONS_COLUMN].iloc[2] == "SeniorCitizen: unknown value (allowed: ['0', '1']) '0.5'"
     assert rejected[REASONS_COLUMN].iloc[0] == "SeniorCitizen: unknown value (allowed: ['0', '1']) '0.0'"
+
+
+# ------------------------------------- one bad value, one reason (issue 14's mutation work)
+
+
+def test_an_unparseable_timestamp_is_reported_once_as_the_wrong_type(raw_frame, dataset):
+    from churn.core.contract import REASONS_COLUMN, validate_rows
+
+    stamped = dataset.model_copy(update={"timestamp_column": "signup"})
+    dates = ["2024-01-02"] * len(raw_frame)
+    dates[3], dates[5] = "not a date", np.nan
+    failures = _failures(raw_frame.assign(signup=dates), stamped)
+    # pandera fails the value twice (coercion, then dtype): it is one wrong value
+    assert failures == [
+        FailedCheck("signup", "missing values", 1, ("'nan'",)),
+        FailedCheck("signup", "wrong type", 1, ("'not a date'",)),
+    ]
+    valid, rejected = validate_rows(raw_frame.assign(signup=dates), stamped)
+    assert rejected[REASONS_COLUMN].tolist() == ["signup: wrong type 'not a date'", "signup: missing values nan"]
+    assert len(valid) == len(raw_frame) - 2
+
+
+def test_a_date_in_a_categorical_column_is_the_wrong_type_and_nothing_else(raw_frame, dataset):
+    from churn.core.contract import REASONS_COLUMN, validate_rows
+
+    allowed = "unknown value (allowed: ['Month-to-month', 'One year', 'Two year'])"
+    contract = raw_frame["Contract"].astype(object)
+    contract[0], contract[1] = pd.Timestamp("2024-01-01"), "Three year"
+    raw = raw_frame.assign(Contract=contract)
+    raw.loc[0, "gender"] = "X"  # another column's problem in the same row still counts
+    assert _failures(raw, dataset) == [
+        FailedCheck("Contract", allowed, 1, ("'Three year'",)),
+        FailedCheck("Contract", "wrong type", 1, ("'2024-01-01 00:00:00'",)),
+        FailedCheck("gender", "unknown value (allowed: ['Female', 'Male'])", 1, ("'X'",)),
+    ]
+    _, rejected = validate_rows(raw, dataset)
+    assert rejected[REASONS_COLUMN].tolist() == [
+        "gender: unknown value (allowed: ['Female', 'Male']) 'X'; Contract: wrong type Timestamp('2024-01-01 00:00:00')",
+        f"Contract: {allowed} 'Three year'",
+    ]
+
+
+def test_a_numeric_label_is_only_the_wrong_type(raw_frame, dataset):
+    raw_frame[dataset.label_column] = (raw_frame[dataset.label_column] == "Yes").astype(int)
+    failure = _only(raw_frame, dataset)
+    assert (failure.column, failure.check, failure.failing_rows) == (dataset.label_column, "wrong type", len(raw_frame))

@@ -248,7 +248,7 @@ def validate_raw(raw: pd.DataFrame, dataset: Dataset, source: str = "raw data") 
     try:
         typed = raw_schema(dataset).validate(prepared, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases
+        cases = one_reason_per_cell(exc.failure_cases)
         already_reported = [
             (column, index) in bad_cells for column, index in zip(cases["column"], cases["index"], strict=True)
         ]
@@ -256,6 +256,27 @@ def validate_raw(raw: pd.DataFrame, dataset: Dataset, source: str = "raw data") 
     if failures:
         raise ContractError(source, sorted(failures, key=lambda f: (f.column, f.check)))
     return typed
+
+
+WRONG_TYPE = "wrong type"
+
+
+def one_reason_per_cell(cases: pd.DataFrame) -> pd.DataFrame:
+    """pandera's failure cases with each bad value once, for the right reason.
+
+    pandera fails one value several times: a timestamp that does not parse fails the
+    coercion and then the dtype check (two "wrong type"), and a value of another type (a
+    date in a categorical column) fails the dtype check and then every value check it cannot
+    pass ("unknown value" too). A value of the wrong type is only that; each other reason of
+    a cell counts once. Table-level cases (no row index) are all kept.
+    """
+    reason = cases["check"].astype(str).map(_check_name)
+    cell = cases["column"].astype(str) + "\x00" + cases["index"].astype(str)
+    in_a_row = cases["index"].notna()
+    wrong_type = in_a_row & (reason == WRONG_TYPE)
+    shadowed = in_a_row & ~wrong_type & cell.isin(cell[wrong_type])
+    repeated = in_a_row & pd.DataFrame({"cell": cell, "reason": reason}).duplicated()
+    return cases[~(shadowed | repeated)]
 
 
 def summarise_failures(cases: pd.DataFrame) -> list[FailedCheck]:
@@ -282,7 +303,7 @@ def _check_name(check: str) -> str:
     if check.startswith("field_uniqueness") or check == "unique":
         return "duplicate values"
     if check.startswith(("coerce_dtype", "dtype(")):
-        return "wrong type"
+        return WRONG_TYPE
     for prefix, meaning in (("greater_than_or_equal_to(", "below the minimum "), ("less_than_or_equal_to(", "above the maximum ")):
         if check.startswith(prefix):
             return meaning + check.removeprefix(prefix).removesuffix(")")
@@ -310,7 +331,7 @@ def validate_rows(raw: pd.DataFrame, dataset: Dataset, source: str = "input") ->
     try:
         raw_schema(dataset, label_required=False).validate(prepared, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases
+        cases = one_reason_per_cell(exc.failure_cases)
         table_level = cases["index"].isna()
         if table_level.any():
             raise ContractError(source, summarise_failures(cases[table_level])) from None
