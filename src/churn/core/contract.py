@@ -271,11 +271,11 @@ def one_reason_per_cell(cases: pd.DataFrame) -> pd.DataFrame:
     a cell counts once. Table-level cases (no row index) are all kept.
     """
     reason = cases["check"].astype(str).map(_check_name)
-    cell = cases["column"].astype(str) + "\x00" + cases["index"].astype(str)
     in_a_row = cases["index"].notna()
     wrong_type = in_a_row & (reason == WRONG_TYPE)
-    shadowed = in_a_row & ~wrong_type & cell.isin(cell[wrong_type])
-    repeated = in_a_row & pd.DataFrame({"cell": cell, "reason": reason}).duplicated()
+    cells = pd.MultiIndex.from_frame(cases[["column", "index"]])
+    shadowed = in_a_row & ~wrong_type & cells.isin(cells[wrong_type.to_numpy()])
+    repeated = in_a_row & cases[["column", "index"]].assign(reason=reason).duplicated()
     return cases[~(shadowed | repeated)]
 
 
