@@ -132,6 +132,23 @@ def build_project(path: Path) -> dict[str, str]:
     return md5s
 
 
+def code_key() -> str:
+    """What the cached project was built from: the churn package's code (as imported, so
+    mutmut's copy counts as its own), params.yaml and the models' settings. The logged runs
+    carry a serving key over the code: a project kept across a code change would not match
+    it, and the registry tests would log the models again instead of finding their runs."""
+    import hashlib
+
+    import churn
+
+    digest = hashlib.md5(json.dumps([ROWS, MODELS]).encode())
+    package = Path(churn.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update((ROOT / "params.yaml").read_bytes())
+    return digest.hexdigest()
+
+
 def cached_project(cache: Path) -> Path:
     import fcntl
 
@@ -139,10 +156,12 @@ def cached_project(cache: Path) -> Path:
     with open(cache / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         built = cache / "project"
-        if not (built / "md5s.json").is_file():
+        key, stored = code_key(), cache / "key"
+        if not (built / "md5s.json").is_file() or not stored.is_file() or stored.read_text() != key:
             shutil.rmtree(built, ignore_errors=True)
             built.mkdir()
             build_project(built)
+            stored.write_text(key)
     return built
 
 
