@@ -214,7 +214,11 @@ def test_two_promotions_racing_leave_one_champion_and_a_consistent_record(worksp
     md5s = {workspace.accept(name): workspace.project.md5s[name] for name in ("base", "better")}
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(workspace.params.model_dump(mode="json", by_alias=True)))
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workspace.db}"}
+    # The racers import the churn this test imported (under `make mutation`, mutmut's copy).
+    import churn
+
+    path = os.pathsep.join(filter(None, [str(Path(churn.__file__).parents[1]), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workspace.db}", "PYTHONPATH": path}
     racers = {
         number: subprocess.Popen([sys.executable, "-c", RACE, str(params_file), md5], env=env,
                                  stdout=subprocess.PIPE, text=True)
