@@ -318,3 +318,164 @@ def test_which_names_the_version_its_aliases_and_verdict(workspace):
     workspace.checkout("better")
     assert as_dict(which(workspace.params)) == {"model_md5": workspace.project.md5s["better"], "version": None,
                                                 "aliases": [], "verdict": None, "state": None, "history": []}
+
+
+# ------------------------------------------ the gate record and the history, read alone
+# The rules above, on tag dictionaries and a stand-in client: every branch and message,
+# without a registry (fast, so `make mutation` kills a mutant here before the slow tests).
+
+
+def record(params, **changes):
+    """A gate record that lets a version become champion (no champion yet), with `changes`
+    (tag -> value; None removes the tag)."""
+    tags = {
+        versions.TAG_VERDICT: "passed",
+        versions.TAG_GATE_PARAMS: versions.gate_params_md5(params),
+        versions.TAG_CHAMPION_AT_GATE: "none",
+    }
+    tags.update(changes)
+    return {key: value for key, value in tags.items() if value is not None}
+
+
+STALE_PARAMS = (
+    "its gate record is stale: it was made under other gates, threshold, data contract or "
+    "comparison rules than params.yaml sets now; rerun `churn challenge`"
+)
+
+
+def test_a_current_passed_record_lets_a_version_become_champion(params):
+    from churn.registry.promotion import gate_refusal
+
+    assert gate_refusal(params, record(params)) is None
+    assert gate_refusal(params, record(params, **{versions.TAG_CHAMPION_AT_GATE: "3"}), champion="3") is None
+
+
+def test_a_version_without_a_verdict_has_no_gate_record(params):
+    from churn.registry.promotion import gate_refusal
+
+    assert gate_refusal(params, record(params, **{versions.TAG_VERDICT: None})) == (
+        "it has no gate record (a `churn challenge` died before writing it, or another tool "
+        "registered it): rerun `churn challenge`, which completes it"
+    )
+
+
+def test_a_rejected_verdict_refuses_with_its_reasons(params):
+    from churn.registry.promotion import gate_refusal
+
+    rejected = record(params, **{versions.TAG_VERDICT: "rejected"})
+    assert gate_refusal(params, rejected) == "its gate verdict is rejected"
+    rejected[versions.TAG_REASONS] = '["recall 0.2 < 0.3"]'
+    assert gate_refusal(params, rejected) == 'its gate verdict is rejected ["recall 0.2 < 0.3"]'
+
+
+def test_a_rejecting_latest_check_refuses_with_its_reasons(params):
+    from churn.registry.promotion import gate_refusal
+
+    rechecked = record(params, **{versions.TAG_LAST_CHECK: "rejected"})
+    assert gate_refusal(params, rechecked) == "its latest gate check rejected it"
+    rechecked[versions.TAG_LAST_CHECK_REASONS] = '["roc_auc 0.7 < 0.99"]'
+    assert gate_refusal(params, rechecked) == 'its latest gate check rejected it ["roc_auc 0.7 < 0.99"]'
+
+
+def test_the_latest_record_decides_whether_it_is_stale(params):
+    from churn.registry.promotion import gate_refusal
+
+    current, old = versions.gate_params_md5(params), "0" * 32
+    # accepted under other params, rechecked (passed) under these: current
+    recheck = {versions.TAG_LAST_CHECK: "passed", versions.TAG_LAST_CHECK_PARAMS: current,
+               versions.TAG_LAST_CHECK_COMPARED_WITH: "2"}
+    assert gate_refusal(params, record(params, **{versions.TAG_GATE_PARAMS: old}, **recheck), champion="2") is None
+    # accepted under these, rechecked under other params: stale
+    stale = {**recheck, versions.TAG_LAST_CHECK_PARAMS: old}
+    assert gate_refusal(params, record(params, **stale), champion="2") == STALE_PARAMS
+    assert gate_refusal(params, record(params, **{versions.TAG_GATE_PARAMS: old})) == STALE_PARAMS
+    assert gate_refusal(params, record(params, **{versions.TAG_GATE_PARAMS: None})) == STALE_PARAMS
+    # the recheck compared it with v2, the acceptance with no champion: the recheck counts
+    assert gate_refusal(params, record(params, **recheck)) == (
+        "its gate record is stale: the gate compared it with v2, but @champion is now no champion; "
+        "rerun `churn challenge`"
+    )
+
+
+def test_a_record_made_against_another_champion_is_stale_unless_rolling_back(params):
+    from churn.registry.promotion import gate_refusal
+
+    assert gate_refusal(params, record(params), champion="4") == (
+        "its gate record is stale: the gate compared it with no champion, but @champion is now v4; "
+        "rerun `churn challenge`"
+    )
+    unknown = record(params, **{versions.TAG_CHAMPION_AT_GATE: None})  # never says what it compared
+    assert gate_refusal(params, unknown) == (
+        "its gate record is stale: the gate compared it with no champion, but @champion is now no champion; "
+        "rerun `churn challenge`"
+    )
+    assert gate_refusal(params, record(params), champion="4", compare_champion=False) is None
+    assert gate_refusal(params, unknown, compare_champion=False) is None
+
+
+def test_the_history_tag_is_read_forgivingly(params):
+    from churn.registry.promotion import TAG_HISTORY, history_of
+
+    event = {"event": "promoted", "at": "2026-01-01T00:00:00+00:00", "by": "me"}
+    assert history_of({}) == []
+    assert history_of({TAG_HISTORY: json.dumps([event, "noise", 3, event])}) == [event, event]
+    assert history_of({TAG_HISTORY: "not json"}) == []
+    assert history_of({TAG_HISTORY: json.dumps(event)}) == []
+
+
+class TagClient:
+    """The two calls `_record_event` makes, on one version's tags."""
+
+    def __init__(self, tags):
+        self.tags, self.calls = tags, []
+
+    def get_model_version(self, name, version):
+        from types import SimpleNamespace
+
+        self.calls.append(("get", name, version))
+        return SimpleNamespace(tags=self.tags)
+
+    def set_model_version_tag(self, name, version, key, value):
+        self.calls.append(("set", name, version))
+        self.tags = {**(self.tags or {}), key: value}
+
+
+def test_an_event_is_appended_to_the_newest_twenty_as_sorted_json():
+    from churn.registry.promotion import HISTORY_EVENTS, TAG_HISTORY, _record_event
+
+    old = [{"event": f"e{i}", "at": "t", "by": "b"} for i in range(HISTORY_EVENTS + 5)]
+    client = TagClient({TAG_HISTORY: json.dumps(old)})
+    _record_event(client, NAME, 7, "promoted", "2026-01-02T03:04:05+00:00", "me", commit="c0ffee", replaced="6")
+    assert client.calls == [("get", NAME, "7"), ("set", NAME, "7")]
+    new = {"event": "promoted", "at": "2026-01-02T03:04:05+00:00", "by": "me", "commit": "c0ffee", "replaced": "6"}
+    assert HISTORY_EVENTS == 20
+    expected = [*old[-19:], new]
+    assert client.tags[TAG_HISTORY] == json.dumps(expected, sort_keys=True)
+    fresh = TagClient(None)  # a version without tags at all
+    _record_event(fresh, NAME, "1", "promoted", "t", "me")
+    assert json.loads(fresh.tags[TAG_HISTORY]) == [{"event": "promoted", "at": "t", "by": "me"}]
+
+
+def with_report(params, tmp_path, report):
+    path = tmp_path / "challenge.json"
+    if report is not None:
+        path.write_text(json.dumps(report))
+    return params.model_copy(update={"paths": params.paths.model_copy(update={"challenge": path})})
+
+
+@pytest.mark.parametrize(
+    ("report", "reason"),
+    [
+        (None, "it was never accepted by the gate: run `churn challenge` first"),
+        ({"model_md5": "abc", "verdict": "rejected", "reasons": ["recall low", "brier high"]},
+         "it was rejected by `churn challenge`: recall low; brier high"),
+        ({"model_md5": "abc", "verdict": "rejected"}, "it was rejected by `churn challenge`: "),
+        ({"model_md5": "abc", "verdict": "passed", "reasons": []}, "it was never accepted by the gate: run `churn challenge` first"),
+        ({"model_md5": "other", "verdict": "rejected", "reasons": ["x"]},
+         "it was never accepted by the gate: run `churn challenge` first"),
+    ],
+)
+def test_why_an_unregistered_model_is_refused(params, tmp_path, report, reason):
+    from churn.registry.promotion import _refusal_reason
+
+    assert _refusal_reason(with_report(params, tmp_path, report), "abc") == reason
