@@ -7,7 +7,7 @@ import pytest
 
 from churn.core.clean import clean_features, encode_labels
 from churn.core.contract import validate_raw
-from churn.core.predict import positive_proba
+from churn.core.predict import _trees, positive_proba
 from churn.training.pipeline import build_pipeline
 
 
@@ -25,6 +25,8 @@ def test_equals_predict_proba_bit_for_bit(params, features_and_labels, family):
     model = build_pipeline(params.dataset, train).fit(features, labels)
     expected = model.predict_proba(features)[:, 1]
     got = positive_proba(model, features)
+    if family == "hist_gradient_boosting":  # the configured family takes the tree walk, not the fallback
+        assert _trees(model.steps[-1][1], np.asfortranarray(model[:-1].transform(features))) is not None
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
 
@@ -37,3 +39,39 @@ def test_a_model_that_is_not_a_pipeline_is_scored_by_predict_proba(features_and_
             return np.tile([0.25, 0.75], (len(frame), 1))
 
     assert (positive_proba(Constant(), features) == 0.75).all()
+
+
+def _noisy_matrix(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(size=(rows, 6))
+    matrix[:, 5] = rng.integers(0, 2, size=rows)  # a 0/1 column, like the one-hot ones
+    labels = (matrix[:, 0] + matrix[:, 5] + rng.normal(scale=0.5, size=rows) > 0.5).astype(int)
+    matrix[rng.random(size=matrix.shape) < 0.05] = np.nan  # missing values go where each split says
+    return matrix, labels
+
+
+@pytest.mark.parametrize("leaves", [2, 15])
+def test_the_tree_walk_equals_predict_proba_with_missing_values(leaves):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    matrix, labels = _noisy_matrix(2000, seed=1)
+    classifier = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=leaves, random_state=0)
+    model = Pipeline([("identity", FunctionTransformer()), ("classifier", classifier)]).fit(matrix, labels)
+    scored, _ = _noisy_matrix(3000, seed=2)
+    assert _trees(classifier, np.asfortranarray(scored)) is not None  # the walk, not the fallback
+    np.testing.assert_array_equal(positive_proba(model, scored), model.predict_proba(scored)[:, 1])
+
+
+def test_categorical_splits_fall_back_to_predict_proba():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    matrix, labels = _noisy_matrix(500, seed=3)
+    matrix[:, 5] = np.nan_to_num(matrix[:, 5])
+    classifier = HistGradientBoostingClassifier(max_iter=5, categorical_features=[5], random_state=0)
+    model = Pipeline([("identity", FunctionTransformer()), ("classifier", classifier)]).fit(matrix, labels)
+    assert _trees(classifier, np.asfortranarray(matrix)) is None
+    np.testing.assert_array_equal(positive_proba(model, matrix), model.predict_proba(matrix)[:, 1])

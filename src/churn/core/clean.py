@@ -12,20 +12,22 @@ from churn.config import Dataset
 
 def clean_features(typed: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     """Keys plus cleaned feature columns, in the order params.yaml declares them."""
-    out = typed[[*dataset.key_columns, *dataset.feature_columns]].copy()
+    out = typed[[*dataset.key_columns, *dataset.feature_columns]].reset_index(drop=True)  # a new frame
     for column, spec in dataset.numeric.items():
+        values = out[column]
         # A blank TotalCharges means "not billed yet" (tenure 0): a known value, not unknown.
         if spec.fill_missing is not None:
-            out[column] = out[column].fillna(spec.fill_missing)
-        out[column] = out[column].astype("float64")
-    if dataset.structural_levels:
-        # "No internet service" repeats InternetService == "No"; folding it into "No" keeps
-        # that fact in one column instead of eight correlated ones.
-        categorical = list(dataset.categorical)
-        out[categorical] = out[categorical].replace(dataset.structural_levels)
+            values = values.fillna(spec.fill_missing)
+        out[column] = values.astype("float64")
     for column in dataset.categorical:
-        out[column] = out[column].astype(str)
-    return out.reset_index(drop=True)
+        text = out[column].astype(str).to_numpy(dtype=object, copy=True)
+        # "No internet service" repeats InternetService == "No"; folding it into "No" keeps
+        # that fact in one column instead of eight correlated ones. One comparison per level
+        # and column: DataFrame.replace compared every cell with every level in Python.
+        for level, folded in dataset.structural_levels.items():
+            text[text == level] = folded
+        out[column] = text
+    return out
 
 
 def filled_counts(typed: pd.DataFrame, dataset: Dataset) -> dict[str, int]:

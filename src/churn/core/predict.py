@@ -1,12 +1,18 @@
 """Churn probabilities from a fitted pipeline: the same numbers as `predict_proba`, faster.
 
-scikit-learn's HistGradientBoosting predictor walks each tree over every row, reading the
-row's feature from the transformed matrix. The pipeline's encoder hands it a row-major
-matrix, so for a tree every row is a different cache line; the configured model has
-hundreds of small trees, and that memory traffic was half of its scoring time. Handing the
-classifier the same matrix column-major (Fortran order) makes each tree read one column
-contiguously. The arithmetic (same trees, same order of sums) does not change, so the
-probabilities are bit-for-bit those of `pipeline.predict_proba` (tests/core/test_predict.py).
+scikit-learn's HistGradientBoosting predictor walks each tree over every row, one row at a
+time, reading the row's feature from the transformed matrix. The configured model is
+hundreds of two-leaf trees, so that walk (about 4 s of CPU per million rows, on one core)
+was the largest single cost of scoring. Here each tree is applied to a whole column at
+once with numpy: a stump is one comparison and one `where` over a contiguous column (the
+matrix is handed over column-major). The arithmetic is scikit-learn's own: the baseline,
+then each tree's leaf value added in the fitted order, then the loss's own link function,
+so the probabilities are bit-for-bit those of `pipeline.predict_proba`
+(tests/core/test_predict.py, stumps and deeper trees, with and without missing values).
+
+Anything this does not reproduce exactly (categorical splits, the classifier's own
+categorical preprocessing, multi-class, another dtype, a scikit-learn release that
+renamed its tree arrays) goes to `predict_proba` instead.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 
+# The fields of scikit-learn's tree node records that the walk reads.
+_NODE_FIELDS = ("value", "feature_idx", "num_threshold", "missing_go_to_left", "left", "right", "is_leaf", "is_categorical")
+
 
 def positive_proba(model: Any, features: Any) -> np.ndarray:
     """P(churn) for each row of `features` (the pipeline's input columns)."""
@@ -24,5 +33,75 @@ def positive_proba(model: Any, features: Any) -> np.ndarray:
         matrix = model[:-1].transform(features)
         if isinstance(matrix, np.ndarray):
             matrix = np.asfortranarray(matrix)  # the row-major one is freed here
-            return np.asarray(model.steps[-1][1].predict_proba(matrix)[:, 1])
+            classifier = model.steps[-1][1]
+            walked = _walked_proba(classifier, matrix)
+            if walked is not None:
+                return walked
+            return np.asarray(classifier.predict_proba(matrix)[:, 1])
     return np.asarray(model.predict_proba(features)[:, 1])
+
+
+def _trees(classifier: HistGradientBoostingClassifier, matrix: np.ndarray) -> list[np.ndarray] | None:
+    """The node arrays of each iteration's tree, or None when the walk would not be exact."""
+    predictors = getattr(classifier, "_predictors", None)
+    baseline = getattr(classifier, "_baseline_prediction", None)
+    if (
+        not isinstance(predictors, list)
+        or not isinstance(baseline, np.ndarray)
+        or baseline.shape != (1, 1)
+        or baseline.dtype != np.float64
+        or getattr(classifier, "n_trees_per_iteration_", None) != 1
+        or getattr(classifier, "is_categorical_", None) is not None
+        or getattr(classifier, "_preprocessor", None) is not None
+        or matrix.dtype != np.float64
+        or matrix.ndim != 2
+        or matrix.shape[1] != getattr(classifier, "n_features_in_", None)
+    ):
+        return None
+    trees = []
+    for iteration in predictors:
+        if not isinstance(iteration, list) or len(iteration) != 1:
+            return None
+        nodes = getattr(iteration[0], "nodes", None)
+        names = getattr(getattr(nodes, "dtype", None), "names", None) or ()
+        if not isinstance(nodes, np.ndarray) or any(field not in names for field in _NODE_FIELDS):
+            return None
+        if nodes["is_categorical"].any() or nodes["value"].dtype != np.float64:
+            return None
+        trees.append(nodes)
+    return trees
+
+
+def _walked_proba(classifier: HistGradientBoostingClassifier, matrix: np.ndarray) -> np.ndarray | None:
+    trees = _trees(classifier, matrix)
+    if trees is None:
+        return None
+    # As `_raw_predict`: zeros plus the baseline, then each tree's leaf values in order.
+    raw = np.zeros(matrix.shape[0], dtype=np.float64)
+    raw += classifier._baseline_prediction[0, 0]
+    for nodes in trees:
+        raw += _leaf_values(nodes, matrix, None, 0)
+    return np.asarray(classifier._loss.predict_proba(raw)[:, 1])
+
+
+def _leaf_values(nodes: np.ndarray, matrix: np.ndarray, rows: np.ndarray | None, index: int) -> Any:
+    """The leaf value reached from node `index` by each of `rows` (None: every row)."""
+    node = nodes[index]
+    if node["is_leaf"]:
+        return node["value"]
+    column = matrix[:, node["feature_idx"]]
+    if rows is not None:
+        column = column[rows]
+    # scikit-learn's rule: a missing value goes where the split sends missing values,
+    # anything else left when at most the threshold.
+    left = column <= node["num_threshold"]
+    if node["missing_go_to_left"]:
+        left |= np.isnan(column)
+    left_node, right_node = nodes[node["left"]], nodes[node["right"]]
+    if left_node["is_leaf"] and right_node["is_leaf"]:
+        return np.where(left, left_node["value"], right_node["value"])
+    values = np.empty(len(column), dtype=np.float64)
+    for side, child in ((left, int(node["left"])), (~left, int(node["right"]))):
+        positions = np.flatnonzero(side)
+        values[side] = _leaf_values(nodes, matrix, positions if rows is None else rows[positions], child)
+    return values
