@@ -75,3 +75,30 @@ def test_categorical_splits_fall_back_to_predict_proba():
     model = Pipeline([("identity", FunctionTransformer()), ("classifier", classifier)]).fit(matrix, labels)
     assert _trees(classifier, np.asfortranarray(matrix)) is None
     np.testing.assert_array_equal(positive_proba(model, matrix), model.predict_proba(matrix)[:, 1])
+
+
+def test_the_one_hot_shortcut_equals_the_pipelines_transform(params, features_and_labels):
+    from churn.core.predict import _column_parts, _transformed
+
+    features, labels = features_and_labels
+    model = build_pipeline(params.dataset, params.train).fit(features, labels)
+    preprocess = model[:-1]
+    odd = features.head(50).copy()
+    odd.loc[odd.index[0], "Contract"] = "Weekly"  # unknown: an all-zero block
+    odd.loc[odd.index[1], "gender"] = None  # missing: the same
+    odd.loc[odd.index[2], "tenure"] = np.nan  # imputed by the numeric part
+    assert _column_parts(preprocess, odd) is not None  # the shortcut, not the fallback
+    np.testing.assert_array_equal(_transformed(preprocess, odd), preprocess.transform(odd))
+    np.testing.assert_array_equal(_transformed(preprocess, features), preprocess.transform(features))
+
+
+def test_other_encoders_are_left_to_scikit_learn(params, features_and_labels):
+    from churn.core.predict import _plain_one_hot, _transformed
+
+    features, labels = features_and_labels
+    model = build_pipeline(params.dataset, params.train)
+    model.set_params(preprocess__categorical__drop="first").fit(features, labels)
+    preprocess = model[:-1]
+    assert not _plain_one_hot(preprocess.steps[0][1].named_transformers_["categorical"])
+    np.testing.assert_array_equal(_transformed(preprocess, features), preprocess.transform(features))
+    np.testing.assert_array_equal(positive_proba(model, features), model.predict_proba(features)[:, 1])
