@@ -105,3 +105,14 @@ def test_no_rows_is_the_contract_error(scorer, params, tmp_path):
     messy(params.dataset).head(0).to_csv(path, index=False)
     with pytest.raises(ChurnError, match="no data rows"):
         stream(scorer, path, 10)
+
+
+def test_repeated_ids_are_the_same_from_parquet_text_and_csv(params, tmp_path):
+    id_column = params.dataset.id_column
+    raw = simulate(6, seed=14).astype(str)
+    raw[id_column] = ["a", "b", None, "a", None, "c"]  # two ids repeated: "a" and the missing one
+    raw.to_parquet(tmp_path / "ids.parquet", index=False)
+    raw.to_csv(tmp_path / "ids.csv", index=False)
+    for name in ("ids.parquet", "ids.csv"):
+        facts = rec.whole_file_facts(rec.open_records(tmp_path / name), params.dataset)
+        assert (facts.duplicated_ids, facts.rows) == (frozenset({"a", None}), 6), name

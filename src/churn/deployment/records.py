@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from churn.config import Dataset
@@ -152,14 +153,36 @@ def _id_keys(ids: pd.Series) -> pd.Series:
     return keys
 
 
+def _text_ids(records: RecordFile, id_column: str) -> pa.ChunkedArray | None:
+    """The id column of a Parquet file that stores it as text; None otherwise (CSV, numbers)."""
+    if records.is_csv:
+        return None
+    field = pq.read_schema(records.path).field(id_column)
+    if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+        return None
+    try:
+        return pq.read_table(records.path, columns=[id_column]).column(0)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(records, exc) from None
+
+
 def whole_file_facts(records: RecordFile, dataset: Dataset) -> WholeFileFacts:
     duplicated: frozenset[str | None] = frozenset()
     rows = None
     if dataset.id_column in records.columns:
-        keys = _id_keys(_read_columns(records, [dataset.id_column])[dataset.id_column])
-        repeated = keys[keys.duplicated(keep=False)]
-        duplicated = frozenset(repeated.tolist())
-        rows = len(keys)
+        text_ids = _text_ids(records, dataset.id_column)
+        if text_ids is not None:
+            # Ids stored as text are their own keys: Arrow counts them in C++ without
+            # making a Python string per row (null is counted as one value, like None).
+            counts = pc.value_counts(text_ids)
+            repeated_keys = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+            duplicated = frozenset(repeated_keys.to_pylist())
+            rows = len(text_ids)
+        else:
+            keys = _id_keys(_read_columns(records, [dataset.id_column])[dataset.id_column])
+            repeated = keys[keys.duplicated(keep=False)]
+            duplicated = frozenset(repeated.tolist())
+            rows = len(keys)
     as_text: list[str] = []
     if not records.is_csv:
         schema = pq.read_schema(records.path)
