@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,13 +35,15 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# What the pipeline reads; src/ too, because the stages depend on its files' hashes.
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore")
+if str(ROOT) not in sys.path:  # run as a file (`python scripts/lifecycle.py`): its siblings import as scripts.*
+    sys.path.insert(0, str(ROOT))
+
+from scripts.project_copy import copy_project, environment  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -113,13 +114,16 @@ def _indent(text: str) -> str:
 
 def create_project(workdir: Path, plan: Plan) -> Project:
     path = workdir / "project"
-    path.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        target = path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
-    shutil.copytree(ROOT / "src", path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params = yaml.safe_load((path / "params.yaml").read_text())
+    copy_project(path, workdir / "dvc-remote", lambda params: lifecycle_params(params, plan))
+    env = environment(workdir / "mlflow.db", "lifecycle")
+    # The in-process `churn` commands read the same settings as the subprocesses.
+    for name in ("PATH", "MLFLOW_TRACKING_URI", "DVC_NO_ANALYTICS"):
+        os.environ[name] = env[name]
+    os.chdir(path)
+    return Project(path, env)
+
+
+def lifecycle_params(params: dict[str, Any], plan: Plan) -> None:
     params["simulate"]["n_customers"] = plan.customers
     # A clearer covariate shift than the default scenario, so that a few days of it stand out
     # from the day-to-day noise of 1000-customer windows (prices up 25 %, a third of DSL and
@@ -151,27 +155,6 @@ def create_project(workdir: Path, plan: Plan) -> Project:
     monitor["min_rows"] = plan.rows_per_day // 2
     retrain = monitor.setdefault("retrain", {})
     retrain.update(granularity="1 day", last_n=plan.last_n, min_violations=plan.min_violations)
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    config = (path / ".dvc" / "config").read_text().replace("url = ../.dvc-storage", f"url = {workdir / 'dvc-remote'}")
-    (path / ".dvc" / "config").write_text(config)
-
-    env = dict(os.environ)
-    bin_dir = str(Path(sys.executable).parent)
-    env.update(
-        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
-        MLFLOW_TRACKING_URI=f"sqlite:///{workdir / 'mlflow.db'}",
-        GIT_AUTHOR_NAME="lifecycle",
-        GIT_AUTHOR_EMAIL="lifecycle@example.invalid",
-        GIT_COMMITTER_NAME="lifecycle",
-        GIT_COMMITTER_EMAIL="lifecycle@example.invalid",
-        DVC_NO_ANALYTICS="1",
-    )
-    env.pop("GIT_DIR", None)
-    # The in-process `churn` commands read the same settings as the subprocesses.
-    for name in ("PATH", "MLFLOW_TRACKING_URI", "DVC_NO_ANALYTICS"):
-        os.environ[name] = env[name]
-    os.chdir(path)
-    return Project(path, env)
 
 
 def daily_batches(frame: pd.DataFrame, days: list[datetime], plan: Plan, folder: Path,

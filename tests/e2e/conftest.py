@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from scripts.project_copy import copy_project, environment
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SMALL_ROWS = 3000
-# Only what the graph reads; src/ is copied because stages depend on its files' hashes
-# (the code that runs is the installed package, which points at the same files).
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots/page.html", ".dvcignore", ".gitignore")
 
 
 @dataclass
@@ -58,19 +52,7 @@ def ran_stages(output: str) -> set[str]:
 
 
 def project_env(home: Path) -> dict:
-    env = dict(os.environ)
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        HOME=str(home),
-        MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
-        GIT_AUTHOR_NAME="e2e",
-        GIT_AUTHOR_EMAIL="e2e@example.invalid",
-        GIT_COMMITTER_NAME="e2e",
-        GIT_COMMITTER_EMAIL="e2e@example.invalid",
-        DVC_NO_ANALYTICS="1",
-    )
-    env.pop("GIT_DIR", None)
-    return env
+    return environment(home / "mlflow.db", "e2e", home=home)
 
 
 def clone_without_remote(origin: Project, base: Path, branch: str | None = None) -> Project:
@@ -87,21 +69,14 @@ def clone_without_remote(origin: Project, base: Path, branch: str | None = None)
 
 
 def make_project(base: Path) -> Project:
+    def small(params: dict) -> None:
+        params["simulate"].update(n_customers=SMALL_ROWS)
+        params["validate"]["data_checks"].update(min_train_rows=500, min_validation_rows=100)
+
     path = base / "repo"
-    path.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        target = path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
-    shutil.copytree(ROOT / "src", path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    copy_project(path, base / "remote", small)  # its own remote, outside the copy
     project = Project(path, project_env(base))
-    # Its own remote, outside the working copy, so a clone can share or lose it.
-    remote = base / "remote"
-    project.set_params(lambda p: p["simulate"].update(n_customers=SMALL_ROWS))
-    project.set_params(lambda p: p["validate"]["data_checks"].update(min_train_rows=500, min_validation_rows=100))
     project.git("init", "-q", "-b", "main")
-    config = (path / ".dvc" / "config").read_text().replace("url = ../.dvc-storage", f"url = {remote}")
-    (path / ".dvc" / "config").write_text(config)
     project.run("churn", "simulate", "--track")
     project.git("add", "-A")
     project.git("commit", "-q", "-m", "small simulated project")

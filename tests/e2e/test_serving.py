@@ -10,14 +10,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,8 +22,9 @@ import pytest
 from churn.data.simulate import simulate, write_snapshot
 from churn.deployment import batch
 from churn.io import write_csv
+from scripts import served
 from tests.conftest import RAW_CSV, TENURE_ZERO_ID
-from tests.deployment.test_batch import client_records, free_port, register_models
+from tests.deployment.test_batch import client_records, register_models
 
 pytestmark = pytest.mark.e2e
 
@@ -38,47 +34,18 @@ STARTUP_TIMEOUT = 90.0
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-class Server:
-    def __init__(self, url: str, process: subprocess.Popen, log: Path):
-        self.url, self.process, self.log = url, process, log
-
-    def post(self, records: list[dict] | str, content_type: str = "application/json") -> tuple[int, str]:
-        body = (records if isinstance(records, str) else json.dumps({"dataframe_records": records})).encode()
-        request = urllib.request.Request(
-            f"{self.url}/invocations", data=body, headers={"Content-Type": content_type}, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-
-    def status_of_declared_size(self, size: int, content_type: str = "text/csv") -> int:
-        """Announce a body of `size` bytes and send none: the guard must answer on the
-        header alone. (Sending the body races the server's early close: a broken pipe.)"""
-        parsed = urllib.parse.urlsplit(self.url)
-        head = (
-            f"POST /invocations HTTP/1.1\r\nHost: {parsed.hostname}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {size}\r\nConnection: close\r\n\r\n"
-        )
-        with socket.create_connection((parsed.hostname, parsed.port), timeout=60) as sock:
-            sock.sendall(head.encode())
-            reply = sock.recv(4096)
-        return int(reply.split(b" ", 2)[1])
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Terminate the server's whole process group (it forks workers), then make sure."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
-    except ProcessLookupError:
-        pass
+def status_of_declared_size(server: served.Server, size: int, content_type: str = "text/csv") -> int:
+    """Announce a body of `size` bytes and send none: the guard must answer on the header
+    alone. (Sending the body races the server's early close: a broken pipe.)"""
+    parsed = urllib.parse.urlsplit(server.url)
+    head = (
+        f"POST /invocations HTTP/1.1\r\nHost: {parsed.hostname}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {size}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=60) as sock:
+        sock.sendall(head.encode())
+        reply = sock.recv(4096)
+    return int(reply.split(b" ", 2)[1])
 
 
 @pytest.fixture(scope="module")
@@ -92,35 +59,18 @@ def registry(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(registry, request):
-    port = free_port()
     env = dict(os.environ, MLFLOW_TRACKING_URI=registry.uri)
-    log = registry.directory / "serve.log"
-    with open(log, "wb") as out:
-        # The test registry's model name and experiment are those of test_params().
-        params_file = registry.directory / "serve-params.yaml"
-        params_file.write_text(json.dumps(registry.params.model_dump(mode="json", by_alias=True)))
-        process = subprocess.Popen(
-            [str(CHURN), "--params", str(params_file), "serve", "--alias", "champion",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=registry.directory, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so the finalizer reaches the workers
-        )
-    request.addfinalizer(lambda: _stop(process))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"churn serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"churn serve not up after {STARTUP_TIMEOUT:.0f} s:\n{log.read_text()[-4000:]}")
-        time.sleep(0.5)
-    return Server(url, process, log)
+    # The test registry's model name and experiment are those of test_params().
+    params_file = registry.directory / "serve-params.yaml"
+    params_file.write_text(json.dumps(registry.params.model_dump(mode="json", by_alias=True)))
+    try:
+        server = served.start([str(CHURN), "--params", str(params_file), "serve", "--alias", "champion"],
+                              cwd=registry.directory, env=env, log=registry.directory / "serve.log",
+                              timeout=STARTUP_TIMEOUT)
+    except served.ServerFailed as exc:
+        pytest.fail(str(exc))
+    request.addfinalizer(server.stop)
+    return server
 
 
 @pytest.fixture
@@ -190,7 +140,7 @@ def test_csv_requests_work_and_errors_echo_nothing(server):
     assert "Traceback" not in body and frame.loc[4, "customerID"] not in body
     bomb = '{"dataframe_records": ' + "[" * 100_000 + "]" * 100_000 + "}"
     assert server.post(bomb)[0] == 400
-    assert server.status_of_declared_size(2 << 20) == 413
+    assert status_of_declared_size(server, 2 << 20) == 413
 
 
 def test_non_numeric_tenure_is_a_client_error(server):
