@@ -2,17 +2,18 @@
 
 For each size: the bare scikit-learn yardstick, then each DVC stage (`dvc repro
 --single-item`, back to back), a no-op `dvc repro`, and `churn predict` of as many rows;
-REST latencies once, on the smallest project; the monitor benchmark when
-`benchmarks/monitor.py` exists. Figures are printed, never asserted.
+REST latencies once, on the smallest project; then the monitor benchmark
+(`benchmarks/monitor.py`; in a quick run, alongside the rest). Figures are printed, never
+asserted.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import json
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+from scripts.served import Server
 
 from benchmarks import machine, measure
 from benchmarks.project import Project, make_project
@@ -30,6 +32,10 @@ FULL_SIZES = (100_000, 1_000_000, 5_000_000)
 QUICK_SIZES = (2_000,)
 FULL_REPEATS = {1: 200, 1000: 50}
 QUICK_REPEATS = {1: 10, 1000: 3}
+# The quick run's monitor log: a week of days (daily and weekly windows, late labels) and a
+# smaller baseline file; the full suite's is 30 days and 50,000 baseline rows.
+QUICK_MONITOR_DAYS = 7
+QUICK_MONITOR_BASELINE_ROWS = 5_000
 
 
 @dataclass
@@ -64,14 +70,17 @@ def step(label: str, steps: progress.Tracker | None = None) -> Iterator[Callable
         steps.advance()
 
 
-def bench_size(project: Project, rows: int) -> list[Row]:
+def bench_size(project: Project, rows: int, before_predict: Callable[[], None] | None = None) -> list[Row]:
+    """`before_predict`: what to start once the champion is registered (a quick run starts
+    the REST server there, so that its start-up overlaps `churn predict`)."""
     stages = project.stages()
     # The size's bar: bare, each stage, the no-op repro, the set-up for predict and predict.
     with progress.task(f"{rows:,} rows, steps", total=len(stages) + 4) as steps:
-        return _measure_size(project, rows, stages, steps)
+        return _measure_size(project, rows, stages, steps, before_predict)
 
 
-def _measure_size(project: Project, rows: int, stages: list[str], steps: progress.Tracker) -> list[Row]:
+def _measure_size(project: Project, rows: int, stages: list[str], steps: progress.Tracker,
+                  before_predict: Callable[[], None] | None) -> list[Row]:
     env, cwd = project.env, project.path
     out: list[Row] = []
     size = f"{rows:,} rows"
@@ -116,57 +125,92 @@ def _measure_size(project: Project, rows: int, stages: list[str], steps: progres
         records = pd.read_csv(project.raw()).drop(columns=[label])  # as a client sends them
         records.to_parquet(cwd / "to_score.parquet", index=False)
         del records
+    if before_predict is not None:
+        before_predict()
     with step(f"{size}: churn predict", steps) as report:
         predicted = measure.run(
             ["churn", "predict", "--input", "to_score.parquet", "--output", "scores.parquet"], cwd=cwd, env=env
         )
         report(predicted)
-    out.append(_measured(rows, "churn predict", predicted, throughput=True))
+    predict_row = _measured(rows, "churn predict", predicted, throughput=True)
+    if before_predict is not None:
+        predict_row.note = "the REST server started alongside (quick run)"
+    out.append(predict_row)
     return out
 
 
-def bench_rest(project: Project, repeats: dict[int, int]) -> list[Row]:
-    from benchmarks.rest import latencies
+def start_rest(project: Project) -> Server:
+    from benchmarks import rest
 
-    params = project.params()
-    records = pd.read_csv(project.raw()).drop(columns=[params["dataset"]["label_column"]])
-    model_name = params.get("registry", {}).get("model_name", "churn-classifier")
+    with progress.phase("starting the REST server (mlflow models serve)"):
+        return rest.start_server(project, project.params().get("registry", {}).get("model_name", "churn-classifier"))
+
+
+def bench_rest(project: Project, repeats: dict[int, int], server: Server | None = None) -> list[Row]:
+    """REST latencies from `server`, or from one started (and stopped) here."""
+    from benchmarks import rest
+
+    records = pd.read_csv(project.raw()).drop(columns=[project.params()["dataset"]["label_column"]])
     rows = []
-    with progress.phase(f"REST latencies ({', '.join(f'{n:,} x {k:,} records' for k, n in repeats.items())})"):
-        results = latencies(project, records, model_name, repeats)
+    own = server is None
+    server = start_rest(project) if server is None else server
+    try:
+        with progress.phase(f"REST latencies ({', '.join(f'{n:,} x {k:,} records' for k, n in repeats.items())})"):
+            results = rest.latencies(server, records, repeats)
+    finally:
+        if own:
+            server.stop()
     for result in results:
         rows.append(Row(result.records, f"REST {result.records} record(s)",
                         note=f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms over {result.requests} requests"))
     return rows
 
 
-def bench_monitor(sizes: tuple[int, ...], workdir: Path, quick: bool) -> list[Row]:
-    path = Path(__file__).with_name("monitor.py")
-    if not path.is_file():
-        return [Row(0, "monitor", note="not measured: benchmarks/monitor.py (run(rows, ...) -> dict) is not there")]
-    # Imported by name (not from a file spec): it starts spawned processes that must find it.
-    module = importlib.import_module("benchmarks.monitor")
-    accepted = inspect.signature(module.run).parameters
+@dataclass
+class MonitorRun:
+    """The monitor benchmark of one size, in a process of its own (`python -m benchmarks.monitor`)."""
+
+    rows: int
+    process: subprocess.Popen[str]
+    log: Path | None  # its progress, when it runs alongside other steps
+    alongside: bool
+
+
+def start_monitor(rows: int, workdir: Path, *, quick: bool, alongside: bool) -> MonitorRun:
+    """Start the monitor benchmark; `alongside`: while the pipeline steps run (its progress
+    then goes to a log file, not between theirs)."""
+    command = [sys.executable, "-m", "benchmarks.monitor", "--rows", str(rows), "--workdir", str(workdir)]
+    if quick:
+        command += ["--days", str(QUICK_MONITOR_DAYS), "--baseline-rows", str(QUICK_MONITOR_BASELINE_ROWS)]
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "progress.log" if alongside else None
+    with open(log if log else os.devnull, "w") as progress_log:
+        process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                                   stderr=progress_log if log else None, text=True)
+    return MonitorRun(rows, process, log, alongside)
+
+
+def monitor_rows(run: MonitorRun) -> list[Row]:
+    """The run's figures: one run over the whole log ("full") and an incremental one-day run."""
+    with progress.phase(f"{run.rows:,} rows: monitor" + (" (ran alongside)" if run.alongside else "")):
+        stdout, _ = run.process.communicate()
+    if run.process.returncode != 0:
+        tail = run.log.read_text()[-300:] if run.log and run.log.is_file() else ""
+        return [Row(run.rows, "monitor", note=f"failed (exit {run.process.returncode}): {tail}")]
+    result = json.loads(stdout)
     rows = []
-    for size in sizes:
-        extra = {k: v for k, v in (("workdir", workdir / f"monitor-{size}"), ("quick", quick)) if k in accepted}
-        try:
-            with progress.phase(f"{size:,} rows: monitor"):
-                result = module.run(size, **extra)
-        except Exception as exc:  # report it in the table; the other figures still stand
-            rows.append(Row(size, "monitor", note=f"failed: {exc.__class__.__name__}: {str(exc)[:200]}"))
+    for name in ("full", "incremental_one_day"):
+        figures = result.get(name)
+        if not isinstance(figures, dict):
             continue
-        # Its figures: one run over the whole log ("full") and an incremental one-day run.
-        for name in ("full", "incremental_one_day"):
-            figures = result.get(name)
-            if not isinstance(figures, dict):
-                continue
-            wall = figures.get("seconds_with_dashboard", figures.get("seconds_tables"))
-            row = Row(int(result.get("rows", size)), f"monitor ({name.replace('_', ' ')})", wall,
-                      figures.get("cpu_seconds"), figures.get("peak_rss_mb"))
-            row.rows_per_s = figures.get("rows_read", 0) / wall if wall else None
-            row.note = f"tables {figures.get('seconds_tables')} s, {figures.get('windows')} windows"
-            rows.append(row)
+        wall = figures.get("seconds_with_dashboard", figures.get("seconds_tables"))
+        row = Row(int(result.get("rows", run.rows)), f"monitor ({name.replace('_', ' ')})", wall,
+                  figures.get("cpu_seconds"), figures.get("peak_rss_mb"))
+        row.rows_per_s = figures.get("rows_read", 0) / wall if wall else None
+        row.note = f"tables {figures.get('seconds_tables')} s, {figures.get('windows')} windows, {result.get('days')} days"
+        if run.alongside:
+            row.note += "; ran alongside the pipeline steps"
+        rows.append(row)
     return rows
 
 
@@ -207,21 +251,38 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="churn-bench-"))
     base.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
+    monitors: list[MonitorRun] = []
+    servers: list[Server] = []
     try:
+        if args.quick and not args.no_monitor:
+            # A smoke run: the monitor benchmark (its own synthetic log, no project) runs on
+            # the second core while the pipeline steps run on the first, instead of after them.
+            monitors = [start_monitor(size, base / f"monitor-{size}", quick=True, alongside=True) for size in sizes]
         projects = []
         for size in sizes:
             with progress.phase(f"{size:,} rows: simulating the data and making the project") as made:
                 project = make_project(base, size)
                 made.done(str(project.path))
             projects.append(project)
-            rows += bench_size(project, size)
+            # A quick run starts the REST server as soon as the champion is registered: its
+            # start-up (two MLflow imports and the model load) overlaps `churn predict`.
+            early = args.quick and not args.no_rest and len(projects) == 1
+            rows += bench_size(project, size, (lambda p=project: servers.append(start_rest(p))) if early else None)
             if progress.mode() != "quiet":  # the figures so far, in case a later size runs out of time
                 print(render(rows, described), file=sys.stderr, flush=True)
         if not args.no_rest:
-            rows += bench_rest(projects[0], QUICK_REPEATS if args.quick else FULL_REPEATS)
+            rows += bench_rest(projects[0], QUICK_REPEATS if args.quick else FULL_REPEATS, *servers[:1])
         if not args.no_monitor:
-            rows += bench_monitor(sizes, base, args.quick)
+            for size in sizes:
+                if not args.quick:
+                    monitors.append(start_monitor(size, base / f"monitor-{size}", quick=False, alongside=False))
+                rows += monitor_rows(monitors.pop(0))
     finally:
+        for server in servers:
+            server.stop()
+        for run in monitors:  # a step failed: stop what still runs
+            run.process.kill()
+            run.process.wait()
         if not args.workdir:
             shutil.rmtree(base, ignore_errors=True)
     table = render(rows, described)

@@ -173,7 +173,8 @@ def _in_child(root: Path, now: datetime) -> dict[str, Any]:
     return figures
 
 
-def run(rows: int = 10_000_000, days: int = 30, seed: int = 0, workdir: str | Path | None = None) -> dict[str, Any]:
+def run(rows: int = 10_000_000, days: int = 30, seed: int = 0, workdir: str | Path | None = None,
+        baseline_rows: int = 50_000) -> dict[str, Any]:
     """Generate the log, then time a full run and an incremental run that adds one day."""
     own = workdir is None
     root = Path(tempfile.mkdtemp(prefix="monitor-bench-")) if workdir is None else Path(workdir)
@@ -182,7 +183,7 @@ def run(rows: int = 10_000_000, days: int = 30, seed: int = 0, workdir: str | Pa
         rng = np.random.default_rng(seed)
         per_day = rows // days
         started = time.perf_counter()
-        write_baseline(root, 50_000, rng)
+        write_baseline(root, baseline_rows, rng)
         for day in range(days):
             write_day(root, day, per_day, rng, labelled=day < days * 2 // 3)
         generated = time.perf_counter() - started
@@ -206,9 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-rows", type=int, default=50_000, help="rows of the file baseline")
     parser.add_argument("--workdir", help="keep the generated log here (default: a temporary directory)")
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.rows, args.days, args.seed, args.workdir), indent=2))
+    print(json.dumps(run(args.rows, args.days, args.seed, args.workdir, args.baseline_rows), indent=2))
     return 0
 
 

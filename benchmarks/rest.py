@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scripts.project_copy import BIN
-from scripts.served import Server, serving
+from scripts.served import Server, start
 
 from benchmarks.project import Project
 
@@ -22,22 +22,26 @@ class Latency:
     p99_ms: float
 
 
-def latencies(project: Project, records: pd.DataFrame, model_name: str, repeats: dict[int, int]) -> list[Latency]:
-    """Serve the champion, warm it up, then time `repeats[n]` requests of n records each."""
+def start_server(project: Project, model_name: str) -> Server:
+    """`mlflow models serve` on the project's @champion, answering /ping."""
     command = [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{model_name}@champion", "--env-manager", "local"]
-    with serving(command, cwd=project.path, env=project.env, log=project.path / "serve.log") as server:
-        results = []
-        for n, count in repeats.items():
-            body = json.dumps({"dataframe_records": json.loads(records.head(n).to_json(orient="records"))}).encode()
-            for _ in range(3):  # warm-up: first requests pay lazy imports
-                _post(server, body)
-            times = []
-            for _ in range(count):
-                started = time.perf_counter()
-                _post(server, body)
-                times.append((time.perf_counter() - started) * 1000)
-            results.append(Latency(n, count, float(np.percentile(times, 50)), float(np.percentile(times, 99))))
-        return results
+    return start(command, cwd=project.path, env=project.env, log=project.path / "serve.log")
+
+
+def latencies(server: Server, records: pd.DataFrame, repeats: dict[int, int]) -> list[Latency]:
+    """Warm the server up, then time `repeats[n]` requests of n records each."""
+    results = []
+    for n, count in repeats.items():
+        body = json.dumps({"dataframe_records": json.loads(records.head(n).to_json(orient="records"))}).encode()
+        for _ in range(3):  # warm-up: first requests pay lazy imports
+            _post(server, body)
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            _post(server, body)
+            times.append((time.perf_counter() - started) * 1000)
+        results.append(Latency(n, count, float(np.percentile(times, 50)), float(np.percentile(times, 99))))
+    return results
 
 
 def _post(server: Server, body: bytes) -> None:

@@ -28,6 +28,9 @@ def test_quick_benchmark_measures_every_step(tmp_path):
     monitor = [r for r in rows if r["step"].startswith("monitor")]
     assert monitor and not any("failed" in str(r.get("note") or "") for r in monitor), monitor
     assert any(r["peak_mb"] for r in monitor), monitor
+    # A quick run says which of its figures shared the machine with another step.
+    assert all("ran alongside the pipeline steps" in r["note"] for r in monitor), monitor
+    assert "REST server started alongside" in next(r["note"] for r in rows if r["step"] == "churn predict")
     assert {f"stage {s}" for s in ("prep", "train", "validate", "evaluate")} <= steps
     measured = [r for r in rows if r["step"] in ("bare scikit-learn", "dvc repro (all stages)", "churn predict")]
     assert all(r["wall_s"] > 0 and r["peak_mb"] > 0 for r in measured)
