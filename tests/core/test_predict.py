@@ -77,11 +77,15 @@ def test_categorical_splits_fall_back_to_predict_proba():
     np.testing.assert_array_equal(positive_proba(model, matrix), model.predict_proba(matrix)[:, 1])
 
 
+def _few_trees(params):
+    return params.train.model_copy(update={"hyperparameters": {"hist_gradient_boosting": {"max_iter": 5}}})
+
+
 def test_the_one_hot_shortcut_equals_the_pipelines_transform(params, features_and_labels):
     from churn.core.predict import _column_parts, _transformed
 
     features, labels = features_and_labels
-    model = build_pipeline(params.dataset, params.train).fit(features, labels)
+    model = build_pipeline(params.dataset, _few_trees(params)).fit(features, labels)
     preprocess = model[:-1]
     odd = features.head(50).copy()
     odd.loc[odd.index[0], "Contract"] = "Weekly"  # unknown: an all-zero block
@@ -96,7 +100,7 @@ def test_other_encoders_are_left_to_scikit_learn(params, features_and_labels):
     from churn.core.predict import _plain_one_hot, _transformed
 
     features, labels = features_and_labels
-    model = build_pipeline(params.dataset, params.train)
+    model = build_pipeline(params.dataset, _few_trees(params))
     model.set_params(preprocess__categorical__drop="first").fit(features, labels)
     preprocess = model[:-1]
     assert not _plain_one_hot(preprocess.steps[0][1].named_transformers_["categorical"])
