@@ -19,8 +19,10 @@ run: $(STAMP) ## pull or recreate the raw data, reproduce the pipeline, print a 
 	churn drift-report --if-stale
 	churn summary
 
-test: $(STAMP) $(SERVICES_STAMP) $(SPARK_STAMP) ## the whole test suite, end-to-end and Spark tests included
-	pytest
+# One worker per core; a test file stays on one worker (--dist loadfile), so the module-scoped
+# projects the end-to-end tests reproduce are built once, as in a serial run.
+test: $(STAMP) $(SERVICES_STAMP) $(SPARK_STAMP) ## the whole test suite, end-to-end and Spark tests included, on every core
+	pytest -n auto --dist loadfile
 
 test-fast: $(STAMP) $(SERVICES_STAMP) ## unit tests only (no end-to-end, no Spark), on every core (pytest-xdist)
 	pytest -m "not e2e and not spark" -n auto

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,20 @@ NO_PHONE_ID = "7590-VHVEG"
 def read_raw_text(text: str) -> pd.DataFrame:
     """Parse CSV text exactly as churn.core.contract.read_raw_csv does."""
     return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+
+
+@pytest.fixture(autouse=True)
+def _progress_environment_restored():
+    """`churn --quiet` (progress.configure) sets CHURN_QUIET in the process environment so that
+    the commands it starts stay quiet. A test that runs it in-process would leave every later
+    test's subprocesses quiet: put the variables back as they were."""
+    saved = {name: os.environ.get(name) for name in ("CHURN_QUIET", "CHURN_PROGRESS")}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,10 @@ def configure_process(quiet: bool = False) -> None:
     handler = progress.LogHandler()  # log lines appear above progress bars, not through them
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    for noisy in ("mlflow", "alembic", "urllib3", "evidently", "git", "botocore", "aiobotocore", "s3fs", "fsspec"):
+    # Libraries' INFO lines are not the command's progress (matplotlib announces building its
+    # font cache on a machine's first plot, in the middle of `churn report`'s phase lines).
+    for noisy in ("mlflow", "alembic", "urllib3", "evidently", "git", "botocore", "aiobotocore", "s3fs", "fsspec",
+                  "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # urllib3 warns on every retry of a dead server; the command's own error says it once.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
