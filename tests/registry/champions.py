@@ -49,7 +49,7 @@ class Champion(mlflow.pyfunc.PythonModel):
         elif self.fault == "reordered":
             scored = scored.iloc[::-1].reset_index(drop=True)
         elif self.fault == "refuses_rows":
-            reasons = [f"tenure: below the minimum 0 (in {source})"] * 2
+            reasons = [f"tenure: below the minimum 0 (in {source})", "gender: unknown value 'X'"]
             rejected = pd.DataFrame({"customerID": ids[:2], "rejection_reasons": reasons})
             scored = scored.iloc[2:]
         elif self.fault == "raises":

@@ -158,6 +158,16 @@ def test_a_rejected_recheck_is_recorded_beside_the_acceptance_and_drops_challeng
     assert runs and all(run.data.tags["gate.verdict"] == "rejected" for run in runs)
 
 
+def test_rechecking_the_champion_records_the_check_and_names_no_challenger(workspace):
+    champion = workspace.crown("base")  # and model base stays checked out
+    result = as_dict(challenge(workspace.params))
+    assert (result["verdict"], result["version"], result["champion_version"]) == ("passed", champion, champion)
+    version = workspace.version(champion)
+    assert version.aliases == ["champion"]
+    assert version.tags["gate.last_check.verdict"] == "passed"
+    assert version.tags["gate.last_check.compared_with"] == champion
+
+
 def test_a_rejected_candidate_says_why_and_is_not_compared(workspace):
     workspace.crown("base")
     workspace.checkout("weak")
@@ -321,8 +331,27 @@ def test_a_champion_that_cannot_score_every_row_rejects_the_candidate(crowned, f
     assert result.champion_version == str(space.champion().version)
     (text,) = result.reasons
     assert reason in text, text
-    assert f"champion v{result.champion_version} could not be loaded or scored" in text
-    assert "rejecting" in text
+    assert text.startswith(f"champion v{result.champion_version} could not be loaded or scored ("), text
+    assert text.endswith("); rejecting, since the candidate cannot be shown to be no worse"), text
+    assert result.rows == [] and result.note == ""
+
+
+def test_a_champion_that_returns_no_score_says_which_check_failed(crowned):
+    space = crowned("nan")
+    (text,) = compare(space, RULES).reasons
+    assert text == (
+        f"champion v{space.champion().version} could not be loaded or scored (ChurnError: the champion "
+        "returned no score for some validation rows); rejecting, since the candidate cannot be shown to be no worse"
+    )
+
+
+def test_a_rule_that_bounds_nothing_is_an_error_not_a_pass(crowned):
+    # ComparisonRule's validator forbids it; built around the validator, it still must not pass.
+    space = crowned("honest")
+    params = with_section(space.params, "registry", comparison={"roc_auc": ComparisonRule.model_construct(
+        max_drop=None, max_increase=None)})
+    with pytest.raises(ChurnError, match=r"^registry\.comparison\.roc_auc: give max_drop or max_increase$"):
+        compare_with_champion(params, space.client(), validation_frame(params))
 
 
 def test_reordered_scores_are_matched_to_their_rows_by_id(crowned):

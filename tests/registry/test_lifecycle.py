@@ -361,6 +361,9 @@ def test_compare_only_writes_nothing_to_the_registry(repair_params):
     )
     result = challenge(params, register=False)
     assert result.verdict == "passed" and result.version is None
-    assert "nothing registered" in result.note
+    assert result.note == (
+        f"no @champion in {REPAIR_NAME}-pr yet: only the absolute gates apply "
+        "Compared only: nothing registered (--compare-only)."
+    )
     assert versions.client(params).search_model_versions(f"name = '{REPAIR_NAME}-pr'") == []
     assert json.loads(params.paths.challenge.read_text())["verdict"] == "passed"

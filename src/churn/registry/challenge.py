@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from churn.config import Params
@@ -180,12 +181,12 @@ def compare_with_champion(params: Params, mlflow_client: MlflowClient, validatio
     return Comparison(str(champion.version), not reasons, reasons, rows)
 
 
-def candidate_probabilities(params: Params, validation: pd.DataFrame) -> pd.Series:
+def candidate_probabilities(params: Params, validation: pd.DataFrame) -> np.ndarray:
+    """The candidate's churn probability for each validation row, in row order."""
     from churn.core.model_file import load_model
 
     model = load_model(params.paths.model)
-    features = validation[params.dataset.feature_columns]
-    return pd.Series(model.predict_proba(features)[:, 1], index=validation.index)
+    return np.asarray(model.predict_proba(validation[params.dataset.feature_columns])[:, 1])
 
 
 def champion_scores(params: Params, champion_uri: str, validation: pd.DataFrame) -> tuple[pd.Series, float]:
