@@ -170,3 +170,10 @@ def test_empty_frames_record_finite_values(dataset):
     assert by_key["validation_positive_rate", "<="].value == 0.0
     assert not [c for c in checks if c.name.startswith("missing_share.")]
     json.dumps(dataclasses.asdict(verdict(checks)), allow_nan=False)
+
+
+def test_a_failed_check_reads_as_one_line_with_its_note_in_brackets_only_when_it_has_one():
+    check = Check.compare("validation_roc_auc", "model", 0.7123456789, ">=", 0.75)
+    assert check.reason() == "model check validation_roc_auc = 0.712346 fails >= 0.75"
+    noted = Check.compare("validation_roc_auc_ceiling", "leakage", 0.999, "<=", 0.99, note="top feature: tenure")
+    assert noted.reason() == "leakage check validation_roc_auc_ceiling = 0.999 fails <= 0.99 (top feature: tenure)"
