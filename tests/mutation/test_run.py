@@ -50,6 +50,15 @@ def test_a_reviewed_equivalent_is_excused_only_while_it_still_writes_that_line()
     assert "no longer does" in problem
 
 
+@pytest.mark.parametrize("status", ["not checked", "no tests", "suspicious"])
+def test_an_equivalent_entry_excuses_only_a_mutant_that_ran_and_survived(status):
+    results = every_module_killed(f"    churn.registry.promotion.x_rollback__mutmut_7: {status}\n")
+    entry = Equivalent("churn.registry.promotion.x_rollback__mutmut_7", "previous = None", "why")
+    verdict = judge(parse_results(results), [entry], diff)
+    assert verdict.problems == [f"churn.registry.promotion.x_rollback__mutmut_7: {status}"]
+    assert verdict.counts["churn.registry.promotion"]["equivalent"] == 0
+
+
 def test_stale_entries_fail():
     results = every_module_killed("    churn.registry.promotion.x_rollback__mutmut_7: killed\n")
     entries = [Equivalent("churn.registry.promotion.x_rollback__mutmut_7", "x", "why"),
