@@ -229,6 +229,7 @@ def test_the_actor_is_the_ci_user_first(monkeypatch, variables, expected):
         monkeypatch.delenv(name, raising=False)
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LOGNAME", "login-name")  # getpass's first choice: USER must be read before it
     assert actor() == expected
 
 
@@ -421,6 +422,7 @@ def test_the_history_tag_is_read_forgivingly(params):
     assert history_of({TAG_HISTORY: json.dumps([event, "noise", 3, event])}) == [event, event]
     assert history_of({TAG_HISTORY: "not json"}) == []
     assert history_of({TAG_HISTORY: json.dumps(event)}) == []
+    assert history_of({TAG_HISTORY: "3"}) == []  # JSON, but not a list of events
 
 
 class TagClient:
