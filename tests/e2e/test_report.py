@@ -140,9 +140,9 @@ def test_rebuilt_base_uses_the_base_code_so_a_prep_change_shows_as_drift(reports
     origin.git("checkout", "-q", "-b", "prep-doubles-charges")
     clean = origin.path / "src/churn/core/clean.py"
     code = clean.read_text()
-    marker = "    return out.reset_index(drop=True)"
-    assert marker in code
-    clean.write_text(code.replace(marker, '    out["MonthlyCharges"] = out["MonthlyCharges"] * 2\n' + marker, 1))
+    marker = "\n    return out\n"  # the end of clean_features, the first function
+    assert code.count(marker) == 1, "clean_features' return moved: update this test"
+    clean.write_text(code.replace(marker, '\n    out["MonthlyCharges"] = out["MonthlyCharges"] * 2' + marker, 1))
     origin.git("commit", "-q", "-am", "prep: a bug that doubles charges")
 
     project = clone_without_remote(origin, tmp_path, branch="prep-doubles-charges")
