@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from churn.errors import ChurnError
-from churn.monitoring.drift import compare, drift_summary, write_drift_html
+from churn.monitoring.drift import compare
 
 NUMERIC = ["tenure", "monthly_charges", "total_charges", "constant_num"]
 CATEGORICAL = ["contract", "payment_method", "constant_cat"]
@@ -40,7 +40,7 @@ def _frame(rng: np.random.Generator, n: int, *, id_start: int = 0, tenure_shift:
 def _summary(ref: pd.DataFrame, cur: pd.DataFrame, **overrides) -> dict:
     kwargs = dict(numeric=NUMERIC, categorical=CATEGORICAL, sample_size=50_000, seed=42, drift_share=0.5)
     kwargs.update(overrides)
-    return drift_summary(ref, cur, **kwargs)
+    return compare(ref, cur, **kwargs).summary
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +157,7 @@ def test_missing_column_or_empty_frame_raises(shifted):
     with pytest.raises(ChurnError, match=r"current.*empty"):
         _summary(ref, cur.iloc[:0])
     with pytest.raises(ChurnError, match=r"reference.*empty"):
-        write_drift_html(ref.iloc[:0], cur, numeric=NUMERIC, categorical=CATEGORICAL,
-                         sample_size=100, seed=0, path="unused.html")
+        compare(ref.iloc[:0], cur, numeric=NUMERIC, categorical=CATEGORICAL, sample_size=100, seed=0)
 
 
 def test_bad_column_lists_raise(shifted):
@@ -174,7 +173,7 @@ def test_bad_column_lists_raise(shifted):
 def test_html_report_written_atomically(tmp_path, shifted):
     ref, cur = shifted
     target = tmp_path / "reports" / "drift_report.html"
-    write_drift_html(ref, cur, numeric=NUMERIC, categorical=CATEGORICAL, sample_size=1000, seed=42, path=target)
+    compare(ref, cur, numeric=NUMERIC, categorical=CATEGORICAL, sample_size=1000, seed=42).write_html(target)
     html = target.read_text(encoding="utf-8")
     assert len(html) > 1000
     assert "<html" in html.lower()
@@ -210,7 +209,7 @@ def test_one_evidently_run_gives_the_summary_and_the_html(tmp_path, shifted, mon
 def test_module_imports_without_evidently():
     code = (
         "import sys, churn.monitoring.drift as d\n"
-        "assert callable(d.drift_summary) and callable(d.write_drift_html)\n"
+        "assert callable(d.compare)\n"
         "print('evidently' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

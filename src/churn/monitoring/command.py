@@ -84,7 +84,7 @@ def _drill_down(params: Params, result: MonitorResult, now: datetime | None) -> 
     current = window_rows(params, result.latest_window, now)
     if len(current) < settings.min_rows:
         return None
-    from churn.monitoring.drift import write_drift_html
+    from churn.monitoring.drift import compare
 
     dataset = params.dataset
     numeric = [c for c in dataset.numeric if c in result.baseline_frame.columns]
@@ -95,10 +95,10 @@ def _drill_down(params: Params, result: MonitorResult, now: datetime | None) -> 
         reference[column] = reference[column].astype(str)
         current[column] = current[column].astype(str)
     with progress.phase("drift report of the latest window (evidently)"):
-        write_drift_html(
+        compare(
             reference, current, numeric=numeric, categorical=categorical,
-            sample_size=settings.drill_down_sample, seed=0, path=target,
-        )
+            sample_size=settings.drill_down_sample, seed=0,
+        ).write_html(target)
     state.drill_down = key
     state_module.save(directory, state)
     return target

@@ -39,7 +39,7 @@ _DECIMALS = 6
 
 @dataclass(frozen=True)
 class DriftComparison:
-    summary: dict[str, Any]  # the deterministic numbers (see drift_summary)
+    summary: dict[str, Any]  # the deterministic numbers: per-column drift and the dataset verdict
     snapshot: Any  # evidently's Snapshot, for the HTML
 
     def write_html(self, path: str | Path) -> None:
@@ -61,7 +61,11 @@ def compare(
     seed: int,
     drift_share: float = 0.5,
 ) -> DriftComparison:
-    """Run evidently's data-drift preset once; its numbers and its report."""
+    """Run evidently's data-drift preset once; its numbers and its report.
+
+    In the summary, `reference_rows` / `current_rows` are the rows actually compared (after
+    sampling, so at most `sample_size`); `sample_size` is the cap that was applied.
+    """
     if not 0.0 < drift_share <= 1.0:
         raise ChurnError(f"drift_share must be in (0, 1], got {drift_share!r}")
     ref, cur = _prepare(reference, current, numeric=numeric, categorical=categorical,
@@ -77,41 +81,6 @@ def compare(
     summary = _summarise(snapshot.dict(), columns, drift_share, sample_size)
     summary = {"reference_rows": len(ref), "current_rows": len(cur), **summary}
     return DriftComparison(summary, snapshot)
-
-
-def drift_summary(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    *,
-    numeric: list[str],
-    categorical: list[str],
-    sample_size: int,
-    seed: int,
-    drift_share: float,
-) -> dict[str, Any]:
-    """Per-column drift (evidently's default stattest per column) and the dataset verdict.
-
-    `reference_rows` / `current_rows` are the rows actually compared (after sampling,
-    so at most `sample_size`); `sample_size` is the cap that was applied.
-    """
-    return compare(reference, current, numeric=numeric, categorical=categorical,
-                   sample_size=sample_size, seed=seed, drift_share=drift_share).summary
-
-
-def write_drift_html(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    *,
-    numeric: list[str],
-    categorical: list[str],
-    sample_size: int,
-    seed: int,
-    path: str | Path,
-    drift_share: float = 0.5,
-) -> None:
-    """Write evidently's data-drift HTML report to `path` (atomically)."""
-    compare(reference, current, numeric=numeric, categorical=categorical, sample_size=sample_size,
-            seed=seed, drift_share=drift_share).write_html(path)
 
 
 def _summarise(result: dict[str, Any], columns: list[str], drift_share: float, sample_size: int) -> dict[str, Any]:
