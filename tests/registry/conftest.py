@@ -117,6 +117,10 @@ def build_project(path: Path) -> dict[str, str]:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(path)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'template.db'}")
+        # Under `make mutation` the project is built by whichever mutant's tests first find
+        # no cache: built with that mutant active, every later mutant would be tested against
+        # its damage. An empty name makes mutmut's trampolines call the original code.
+        patch.setenv("MUTANT_UNDER_TEST", "")
         params = workspace_params()
         write_snapshot(simulate(ROWS, seed=11), params.paths.raw)
         prep_stage.run(params)
@@ -165,20 +169,30 @@ def cached_project(cache: Path) -> Path:
     return built
 
 
+def copy_project(built: Path, path: Path) -> dict[str, str]:
+    """Tests write the checkout (model, verdict, dvc.lock, reports): a working copy of the
+    project's files per session. The template store and its artifacts stay read-only."""
+    for item in ("data", "stash"):
+        shutil.copytree(built / item, path / item)
+    return json.loads((built / "md5s.json").read_text())
+
+
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> Project:
     cache = os.environ.get(CACHE_ENV)
+    path = tmp_path_factory.mktemp("registry-project")
     if cache:
+        import fcntl
+
         built = cached_project(Path(cache))
+        # Shared lock while copying: another session may be rebuilding the cache.
+        with open(Path(cache) / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            md5s = copy_project(built, path)
     else:
         built = tmp_path_factory.mktemp("registry-build")
         build_project(built)
-    # Tests write the checkout (model, verdict, dvc.lock, reports): a working copy of the
-    # project's files per session. The template store and its artifacts stay read-only.
-    path = tmp_path_factory.mktemp("registry-project")
-    for item in ("data", "stash"):
-        shutil.copytree(built / item, path / item)
-    md5s = json.loads((built / "md5s.json").read_text())
+        md5s = copy_project(built, path)
     return Project(path, built / "template.db", path / "stash", md5s)
 
 
