@@ -180,6 +180,26 @@ def test_label_row_order_preserved(table, labels, dataset):
     assert ts.df[dataset.label_column].tolist() == shuffled[dataset.label_column].tolist()
 
 
+
+def test_aligned_keys_give_what_the_merge_gives(table, labels, features, dataset):
+    """Labels in the table's own row order take the side-by-side path; shuffled ones the
+    merge. Both must produce the same training set, dtypes included."""
+    lookup = FeatureLookup(table=table, lookup_key=[dataset.id_column])
+    aligned = create_training_set(labels, [lookup], label=dataset.label_column).df
+    order = np.random.default_rng(3).permutation(len(labels))
+    shuffled = create_training_set(labels.iloc[order], [lookup], label=dataset.label_column).df
+    restored = shuffled.set_index(dataset.id_column).loc[labels[dataset.id_column]].reset_index()
+    pd.testing.assert_frame_equal(aligned, restored[aligned.columns])
+    pd.testing.assert_frame_equal(aligned, labels.merge(features, on=dataset.id_column, how="left"))
+
+
+def test_same_ids_in_another_order_are_not_placed_side_by_side(table, labels, dataset):
+    reversed_labels = labels.iloc[::-1].reset_index(drop=True)
+    ts = create_training_set(reversed_labels, [FeatureLookup(table=table, lookup_key=[dataset.id_column])],
+                             label=dataset.label_column)
+    by_id = table.data.set_index(dataset.id_column)
+    assert ts.df["tenure"].tolist() == by_id.loc[reversed_labels[dataset.id_column], "tenure"].tolist()
+
 # --- point in time --------------------------------------------------------------------
 
 @pytest.fixture

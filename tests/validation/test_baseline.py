@@ -51,3 +51,16 @@ def test_the_candidates_own_family_is_skipped_and_null_gain_switches_off():
     result = fit_baselines(_frame(500, 1), _frame(200, 2), _dataset(), Train(family="logistic_regression"), SETTINGS)
     assert set(result.roc_auc) == {"prior"} and "logistic_regression" in result.skipped
     assert baseline_checks(0.5, result, Baseline(min_gain=None)) == []
+
+
+def test_a_large_training_set_is_sampled_to_sample_size():
+    train, validation, candidate = _frame(6000, 1), _frame(600, 2), Train(family="hist_gradient_boosting", seed=7)
+    settings = Baseline(min_gain=0.001, models=["logistic_regression"], sample_size=1000)
+    sampled = fit_baselines(train, validation, _dataset(), candidate, settings)
+    by_hand = fit_baselines(train.sample(n=1000, random_state=7), validation, _dataset(), candidate, settings)
+    whole = fit_baselines(train, validation, _dataset(), candidate, settings.model_copy(update={"sample_size": 10_000}))
+    assert sampled.roc_auc == by_hand.roc_auc
+    assert sampled.roc_auc != whole.roc_auc
+    # At or below the size, every row is used.
+    assert fit_baselines(train, validation, _dataset(), candidate,
+                         Baseline(min_gain=0.001, models=["logistic_regression"], sample_size=6000)).roc_auc == whole.roc_auc

@@ -26,7 +26,8 @@ def read_split(path: str | Path, dataset: Dataset) -> pd.DataFrame:
 
 
 def raw_example(raw_path: str | Path, dataset: Dataset) -> pd.DataFrame:
-    """A few raw records as a client sends them (types as pandas reads the raw CSV): the
-    servable model takes raw records, not cleaned features."""
+    """The first few raw records as a client sends them (types as pandas reads those rows):
+    the servable model takes raw records, not cleaned features. Only those rows are parsed:
+    reading the whole snapshot for five rows took seconds at a million."""
     columns = [*dataset.key_columns, *dataset.feature_columns]
-    return pd.read_csv(raw_path, usecols=columns)[columns].head(INPUT_EXAMPLE_ROWS)
+    return pd.read_csv(raw_path, usecols=columns, nrows=INPUT_EXAMPLE_ROWS)[columns]

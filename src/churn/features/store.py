@@ -168,6 +168,20 @@ def _lookup(left: pd.DataFrame, lookup: FeatureLookup) -> tuple[pd.DataFrame, pd
         # (about ten seconds for a million text ids), this is one pass.
         if right.duplicated(subset=lookup.lookup_key).any():
             raise pd.errors.MergeError("Merge keys are not unique in right dataset; not a many-to-one merge")
-        merged = left.merge(right, on=lookup.lookup_key, how="left")
+        if _same_keys_in_order(left, right, lookup.lookup_key):
+            # Prep's case: labels and features come from the same rows, so row i finds row i.
+            # Placing the columns side by side is what the merge returns, without hashing a
+            # million text keys (seconds at that size).
+            features_only = right.drop(columns=lookup.lookup_key).reset_index(drop=True)
+            merged = pd.concat([left.reset_index(drop=True), features_only], axis=1)
+        else:
+            merged = left.merge(right, on=lookup.lookup_key, how="left")
     found = merged.pop(marker).notna().astype(bool)
     return merged, found
+
+
+def _same_keys_in_order(left: pd.DataFrame, right: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether both frames hold the same keys row for row (values and dtypes)."""
+    if len(left) != len(right):
+        return False
+    return all(left[key].reset_index(drop=True).equals(right[key].reset_index(drop=True)) for key in keys)

@@ -43,6 +43,8 @@ def _baseline_model(name: str, dataset: Dataset, train: Train) -> Any:
 def fit_baselines(train_set: pd.DataFrame, validation: pd.DataFrame, dataset: Dataset,
                   candidate: Train, settings: Baseline) -> BaselineResult:
     features, label = dataset.feature_columns, dataset.label_column
+    if len(train_set) > settings.sample_size:
+        train_set = train_set.sample(n=settings.sample_size, random_state=candidate.seed)
     scores: dict[str, float] = {}
     skipped: dict[str, str] = {}
     for name in settings.models:
