@@ -126,14 +126,17 @@ def test_which_tells_the_story_of_promotions_and_rollbacks(workspace, capsys):
     """After a rollback `which` says the version is out of service; after `--force` the
     rollback is history, not state, and every step is listed with who and when."""
     from churn import cli
-    from churn.registry.promotion import TAG_ROLLED_BACK_AT, which
+    from churn.registry.promotion import TAG_ROLLED_BACK_AT, TAG_ROLLED_BACK_BY, which
 
     first = workspace.crown("base")
     second = workspace.crown("better")
     rollback(workspace.params)
     answer = which(workspace.params)
     assert answer.version == second and answer.aliases == []
-    assert answer.state is not None and answer.state.startswith("rolled back on")
+    tags = workspace.version(second).tags
+    assert tags[TAG_ROLLED_BACK_AT] and tags[TAG_ROLLED_BACK_BY]
+    assert answer.state == (f"rolled back on {tags[TAG_ROLLED_BACK_AT]} by {tags[TAG_ROLLED_BACK_BY]}: "
+                            "out of service until `churn promote --force`")
     assert [e["event"] for e in answer.history] == ["promoted", f"rolled back to v{first}"]
     assert all(e["by"] and e["at"] for e in answer.history)
     promote(workspace.params, force=True)
