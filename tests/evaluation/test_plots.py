@@ -120,3 +120,27 @@ def test_drift_table_lists_drifted_columns_first():
     assert list(table["column"]) == ["a", "c", "b"]
     assert list(table["drifted"]) == [1, 1, 0]
     assert list(table.columns) == ["column", "score", "threshold", "method", "drifted"]
+
+
+def test_importance_is_scikit_learns_roc_auc_permutation_importance_on_the_configured_model(params):
+    """The table scores through the fast path (`positive_proba`); the figures must be what
+    scikit-learn's own "roc_auc" scorer gives on the configured HistGradientBoosting pipeline."""
+    from sklearn.inspection import permutation_importance
+
+    from churn.core.clean import clean_features, encode_labels
+    from churn.core.contract import validate_raw
+    from churn.data.simulate import simulate
+    from churn.training.pipeline import build_pipeline
+
+    dataset = params.dataset
+    typed = validate_raw(simulate(1500, seed=4), dataset)
+    frame = clean_features(typed, dataset).merge(encode_labels(typed, dataset), on=dataset.id_column)
+    x, y = frame[dataset.feature_columns], frame[dataset.label_column].to_numpy()
+    model = build_pipeline(dataset, params.train).fit(x, y)
+    table = importance_table(model, x, y, n_repeats=2, sample_size=700, seed=3)
+    sample = x.sample(n=700, random_state=3)
+    expected = permutation_importance(model, sample, y[sample.index], scoring="roc_auc", n_repeats=2, random_state=3)
+    by_feature = table.set_index("feature")
+    for column, mean, std in zip(x.columns, expected.importances_mean, expected.importances_std, strict=True):
+        assert by_feature.loc[column, "importance"] == round(mean, 6)
+        assert by_feature.loc[column, "std"] == round(std, 6)

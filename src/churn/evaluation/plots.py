@@ -9,7 +9,9 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
-from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
+
+from churn.core.predict import positive_proba
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -73,8 +75,13 @@ def importance_table(model: Pipeline, features: pd.DataFrame, y_true: ArrayLike,
         y_sample = pd.Series(np.asarray(y_true), index=features.index).loc[sample.index]
     else:
         sample, y_sample = features, y_true
+    # scikit-learn's "roc_auc" scorer, on the same probabilities from the fast scoring path:
+    # one call per column and repeat, each through the whole pipeline.
+    def roc_auc(estimator: Pipeline, x: pd.DataFrame, y: ArrayLike) -> float:
+        return float(roc_auc_score(y, positive_proba(estimator, x)))
+
     result = permutation_importance(
-        model, sample, y_sample, scoring="roc_auc", n_repeats=n_repeats, random_state=seed, n_jobs=1
+        model, sample, y_sample, scoring=roc_auc, n_repeats=n_repeats, random_state=seed, n_jobs=1
     )
     table = pd.DataFrame(
         {"feature": features.columns, "importance": result.importances_mean, "std": result.importances_std}
