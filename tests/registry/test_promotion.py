@@ -212,6 +212,20 @@ def test_rollback_restores_a_previous_version_whose_record_is_current(workspace)
     assert workspace.version(second).tags[versions.TAG_ROLLBACK_BLOCKED] == "true"
 
 
+
+def test_which_says_a_rollback_it_cannot_date_is_unknown(workspace):
+    """A blocked version whose time and actor tags were lost (edited by hand, an older
+    churn) still reads as out of service, with '?' where the facts are missing."""
+    from churn.registry.promotion import TAG_ROLLED_BACK_AT, TAG_ROLLED_BACK_BY, which
+
+    workspace.crown("base")
+    second = workspace.crown("better")
+    rollback(workspace.params)
+    for tag in (TAG_ROLLED_BACK_AT, TAG_ROLLED_BACK_BY):
+        workspace.client().delete_model_version_tag(NAME, second, tag)
+    assert which(workspace.params).state == "rolled back on ? by ?: out of service until `churn promote --force`"
+
+
 # ----------------------------------------------------------------- who, when, which
 
 
