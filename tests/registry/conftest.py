@@ -154,45 +154,36 @@ def code_key() -> str:
 
 
 def cached_project(cache: Path) -> Path:
+    """The project built from this code, under `cache/<code key>`. One directory per key:
+    sessions running other code (a checkout beside mutmut's copy, say) each keep their
+    own, and a finished build is never rebuilt under a session that is copying it."""
     import fcntl
 
     cache.mkdir(parents=True, exist_ok=True)
+    built = cache / code_key()
     with open(cache / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        built = cache / "project"
-        key, stored = code_key(), cache / "key"
-        if not (built / "md5s.json").is_file() or not stored.is_file() or stored.read_text() != key:
-            shutil.rmtree(built, ignore_errors=True)
+        if not (built / "md5s.json").is_file():
+            shutil.rmtree(built, ignore_errors=True)  # an interrupted build
             built.mkdir()
-            build_project(built)
-            stored.write_text(key)
+            build_project(built)  # md5s.json is its last file: present means complete
     return built
-
-
-def copy_project(built: Path, path: Path) -> dict[str, str]:
-    """Tests write the checkout (model, verdict, dvc.lock, reports): a working copy of the
-    project's files per session. The template store and its artifacts stay read-only."""
-    for item in ("data", "stash"):
-        shutil.copytree(built / item, path / item)
-    return json.loads((built / "md5s.json").read_text())
 
 
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> Project:
     cache = os.environ.get(CACHE_ENV)
-    path = tmp_path_factory.mktemp("registry-project")
     if cache:
-        import fcntl
-
         built = cached_project(Path(cache))
-        # Shared lock while copying: another session may be rebuilding the cache.
-        with open(Path(cache) / ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_SH)
-            md5s = copy_project(built, path)
     else:
         built = tmp_path_factory.mktemp("registry-build")
         build_project(built)
-        md5s = copy_project(built, path)
+    # Tests write the checkout (model, verdict, dvc.lock, reports): a working copy of the
+    # project's files per session. The template store and its artifacts stay read-only.
+    path = tmp_path_factory.mktemp("registry-project")
+    for item in ("data", "stash"):
+        shutil.copytree(built / item, path / item)
+    md5s = json.loads((built / "md5s.json").read_text())
     return Project(path, built / "template.db", path / "stash", md5s)
 
 
