@@ -7,6 +7,7 @@ Each test builds its registry history from a fresh store (see conftest).
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -14,7 +15,7 @@ from churn.config import ComparisonRule
 from churn.errors import ChurnError
 from churn.registry import versions
 from churn.registry.challenge import challenge
-from churn.registry.promotion import TAG_PREVIOUS, promote, rollback
+from churn.registry.promotion import TAG_PREVIOUS, TAG_ROLLED_BACK_AT, TAG_ROLLED_BACK_BY, promote, rollback
 
 from .conftest import NAME, as_dict, validate, with_section
 
@@ -202,14 +203,37 @@ def test_rollback_refuses_a_previous_version_that_was_itself_rolled_back(workspa
     assert as_dict(rollback(loose)) == {"version": second, "rolled_back_from": first}
     # v2's own predecessor is v1, which was just rolled back: not restored silently.
     assert workspace.version(second).tags[TAG_PREVIOUS] == first
-    refuses(rollback, f"back to v{first}: it was itself rolled back", workspace, loose)
+    tags = workspace.version(first).tags
+    refuses(rollback, re.escape(
+        f"refusing to roll {NAME} back to v{first}: it was itself rolled back on {tags[TAG_ROLLED_BACK_AT]} by "
+        f"{tags[TAG_ROLLED_BACK_BY]}. @champion stays v{second}; promote a model explicitly instead."),
+        workspace, loose)
     assert champion_number(workspace) == second
+    # Without the time and actor tags the refusal still holds, with '?' for the lost facts.
+    for tag in (TAG_ROLLED_BACK_AT, TAG_ROLLED_BACK_BY):
+        workspace.client().delete_model_version_tag(NAME, first, tag)
+    refuses(rollback, re.escape(f"back to v{first}: it was itself rolled back on ? by ?. @champion"), workspace, loose)
 
 
 def test_rollback_restores_a_previous_version_whose_record_is_current(workspace):
     first, second = two_champions(workspace)
     assert as_dict(rollback(workspace.params)) == {"version": first, "rolled_back_from": second}
     assert workspace.version(second).tags[versions.TAG_ROLLBACK_BLOCKED] == "true"
+    # Both versions' histories end with the rollback, at the time and by the actor the tags name.
+    from churn.registry.promotion import history_of
+
+    restored, replaced = workspace.version(first).tags, workspace.version(second).tags
+    stamp, who = restored[TAG_ROLLED_BACK_AT], restored[TAG_ROLLED_BACK_BY]
+    assert (replaced[TAG_ROLLED_BACK_AT], replaced[TAG_ROLLED_BACK_BY]) == (stamp, who) and stamp and who
+    assert history_of(restored)[-1] == {"event": f"restored as champion by a rollback of v{second}", "at": stamp, "by": who}
+    assert history_of(replaced)[-1] == {"event": f"rolled back to v{first}", "at": stamp, "by": who}
+
+
+def test_rollback_follows_the_configured_tracking_uri_without_the_environment_variable(workspace, monkeypatch):
+    first, second = two_champions(workspace)
+    configured = with_section(workspace.params, "tracking", uri=f"sqlite:///{workspace.db}")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert as_dict(rollback(configured)) == {"version": first, "rolled_back_from": second}
 
 
 
