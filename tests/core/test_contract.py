@@ -665,3 +665,51 @@ def test_a_numeric_label_is_only_the_wrong_type(raw_frame, dataset):
     raw_frame[dataset.label_column] = (raw_frame[dataset.label_column] == "Yes").astype(int)
     failure = _only(raw_frame, dataset)
     assert (failure.column, failure.check, failure.failing_rows) == (dataset.label_column, "wrong type", len(raw_frame))
+
+
+# --- the Text dtype's one-pass check ---------------------------------------------------
+
+@pytest.fixture
+def per_value_calls(monkeypatch):
+    """Records each time pandera's own per-value `str` check runs (it answers as before)."""
+    from pandera.engines import pandas_engine
+
+    calls = []
+    original = pandas_engine.NpString.check
+
+    def spy(self, pandera_dtype, data_container=None):
+        calls.append(None if data_container is None else list(data_container))
+        return original(self, pandera_dtype, data_container)
+
+    monkeypatch.setattr(pandas_engine.NpString, "check", spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["a", "b"], ["a", np.nan, None, "b"], [], [np.nan, None]],
+    ids=["text", "text with missing values", "empty", "only missing values"],
+)
+def test_text_and_missing_values_pass_without_the_per_value_check(per_value_calls, values):
+    from churn.core.contract import TEXT
+
+    assert TEXT.check(TEXT, pd.Series(values, dtype=object)) is True
+    assert per_value_calls == []
+
+
+def test_anything_but_text_goes_to_the_per_value_check_which_names_the_cell(per_value_calls):
+    from churn.core.contract import TEXT
+
+    answer = TEXT.check(TEXT, pd.Series(["a", 3, np.nan], dtype=object))
+    assert answer.tolist() == [True, False, True]
+    assert per_value_calls == [["a", 3, np.nan]]
+
+
+def test_text_compared_as_a_dtype_without_data(per_value_calls):
+    from pandera.engines import numpy_engine
+
+    from churn.core.contract import TEXT
+
+    assert TEXT.check(TEXT) is True
+    assert TEXT.check(numpy_engine.Object()) is True
+    assert TEXT.check(numpy_engine.Float64()) is False
