@@ -713,3 +713,12 @@ def test_text_compared_as_a_dtype_without_data(per_value_calls):
     assert TEXT.check(TEXT) is True
     assert TEXT.check(numpy_engine.Object()) is True
     assert TEXT.check(numpy_engine.Float64()) is False
+
+
+def test_the_contract_requires_the_label_unless_told_otherwise(dataset):
+    from churn.core.contract import raw_schema
+
+    assert raw_schema(dataset).columns[dataset.label_column].nullable is False
+    assert raw_schema(dataset).columns[dataset.label_column].required is True
+    scoring = raw_schema(dataset, label_required=False).columns[dataset.label_column]
+    assert scoring.nullable is True and scoring.required is False
