@@ -722,3 +722,16 @@ def test_the_contract_requires_the_label_unless_told_otherwise(dataset):
     assert raw_schema(dataset).columns[dataset.label_column].required is True
     scoring = raw_schema(dataset, label_required=False).columns[dataset.label_column]
     assert scoring.nullable is True and scoring.required is False
+
+
+def test_categorical_columns_that_cannot_fail_are_left_out_of_pandera(raw_frame, dataset):
+    from churn.core.contract import checked_schema, raw_schema
+
+    categorical = list(dataset.categorical)
+    frame = raw_frame.copy()
+    schema = checked_schema(frame, dataset)
+    assert not set(categorical) & set(schema.columns)
+    assert set(schema.columns) == set(raw_schema(dataset).columns) - set(categorical)
+    frame.loc[frame.index[0], categorical[0]] = "no such level"
+    kept = checked_schema(frame, dataset).columns
+    assert categorical[0] in kept and not set(categorical[1:]) & set(kept)
