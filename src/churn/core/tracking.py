@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from churn.config import Params
+from churn.core.preload import in_background
 from churn.errors import ChurnError
 from churn.io import content_md5
 from churn.tools import run_tool
@@ -32,6 +33,9 @@ TAG_MODEL_URI = "model_uri"  # the logged model's models:/ URI, for registration
 TAG_HOST = "churn.host"
 TAG_PID = "churn.pid"
 TAG_ORPHANED = "churn.orphaned"
+# What opening a sqlite:// or postgresql:// store imports (most of `connect`'s time after
+# MLflow itself).
+SQL_STORE_MODULES = ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store")
 # MLflow's own HTTP defaults (7 retries, backoff factor 2, 120 s timeout) take about four
 # minutes to give up on a dead tracking server. These bound a call to at most 3 attempts
 # of 9 s plus about 3 s of backoff, so a command fails within ~30 s with its usual
@@ -59,15 +63,33 @@ def experiment_name(params: Params) -> str:
     return os.environ.get("MLFLOW_EXPERIMENT_NAME") or params.tracking.experiment
 
 
-def connect(params: Params) -> ModuleType:
-    """Point mlflow at the configured store, failing fast with a fix when it is unreachable."""
-    uri = tracking_uri(params)
+def _quiet_and_bounded() -> None:
+    """The environment MLflow must see before it is imported (it reads some at import)."""
     bound_http_retries()
-    if uri.startswith(("http://", "https://")):
-        _check_server(uri)
     # Stage logs stay readable: no progress bars or INFO chatter from MLflow itself.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def preload(params: Params, *first: str) -> None:
+    """On a second thread, import `first` (what the stage needs sooner), then MLflow and the
+    SQL store a database URI opens: for a stage that connects only after its data work
+    (`churn.core.preload`)."""
+    _quiet_and_bounded()
+    stores = () if is_server(tracking_uri(params)) else SQL_STORE_MODULES
+    in_background(*first, "mlflow", "mlflow.pyfunc", *stores)
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def connect(params: Params) -> ModuleType:
+    """Point mlflow at the configured store, failing fast with a fix when it is unreachable."""
+    uri = tracking_uri(params)
+    _quiet_and_bounded()
+    if is_server(uri):
+        _check_server(uri)
     import mlflow
 
     mlflow.set_tracking_uri(uri)
@@ -126,6 +148,6 @@ def find_run(params: Params, tag: str, value: str) -> Run | None:
 def run_link(params: Params, run: Run) -> str:
     """Where a person opens the run: the server's page, or the local UI command."""
     uri = tracking_uri(params)
-    if uri.startswith(("http://", "https://")):
+    if is_server(uri):
         return f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
     return f"run {run.info.run_id} in {uri}"

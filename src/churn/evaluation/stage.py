@@ -12,6 +12,7 @@ import pandas as pd
 
 from churn import progress
 from churn.config import Params
+from churn.core import tracking
 from churn.core.metrics import classification_metrics
 from churn.core.model_file import load_model
 from churn.core.predict import positive_proba
@@ -19,7 +20,7 @@ from churn.core.splits import read_split
 from churn.evaluation import plots
 from churn.evaluation.run_log import log_test_metrics
 from churn.io import content_md5, md5_file, write_csv, write_json, write_text
-from churn.monitoring.drift import DriftComparison, compare
+from churn.monitoring.drift import EVIDENTLY_MODULES, DriftComparison, compare
 from churn.validation import fairness, slices
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class EvaluationResult:
 
 def run(params: Params) -> EvaluationResult:
     paths, dataset, settings = params.paths, params.dataset, params.evaluate
+    # evidently for the drift summary, MLflow for the run log: imported while this computes.
+    tracking.preload(params, *EVIDENTLY_MODULES)
     with progress.phase("reading the model, train and test sets") as step:
         model = load_model(paths.model)
         train, test = read_split(paths.train_set, dataset), read_split(paths.test_set, dataset)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from churn import progress
 from churn.config import Params
+from churn.core import tracking
 from churn.core.metrics import classification_metrics
 from churn.core.model_file import model_to_bytes
 from churn.core.predict import positive_proba
@@ -28,6 +29,8 @@ class TrainResult:
 
 
 def run(params: Params) -> TrainResult:
+    # MLflow is needed only to log the run, after the fit: imported while the model fits.
+    tracking.preload(params)
     from churn.servable import runs
 
     paths, dataset = params.paths, params.dataset
