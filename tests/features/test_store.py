@@ -139,6 +139,19 @@ def test_keys_without_features_are_reported_not_dropped(table, labels, dataset):
     assert ts.df[dataset.feature_columns].notna().all().all()
 
 
+@pytest.mark.parametrize("order", ["aligned", "shuffled"])
+def test_lookup_leaves_the_table_and_labels_as_they_were(table, labels, dataset, order):
+    """The lookup renames and marks its own selection of the table in place: never the
+    table's frame, nor the caller's labels."""
+    renamed = labels.rename(columns={dataset.id_column: "cust"})
+    if order == "shuffled":
+        renamed = renamed.sample(frac=1, random_state=2)
+    table_before, labels_before = table.data.copy(), renamed.copy()
+    create_training_set(renamed, [FeatureLookup(table=table, lookup_key=["cust"])], label=dataset.label_column)
+    pd.testing.assert_frame_equal(table.data, table_before)
+    pd.testing.assert_frame_equal(renamed, labels_before)
+
+
 def test_selected_feature_names(table, labels, dataset):
     lookup = FeatureLookup(table=table, lookup_key=[dataset.id_column], feature_names=["tenure", "Contract"])
     ts = create_training_set(labels, [lookup], label=dataset.label_column)

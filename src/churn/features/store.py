@@ -111,8 +111,9 @@ def create_training_set(
     for lookup in feature_lookups:
         result, found = _lookup(result, lookup)
         found_all &= found
+    # Usually every label finds its features: then the frame is kept, not copied row by row.
     return TrainingSet(
-        df=result[found_all.to_numpy()].reset_index(drop=True),
+        df=result if found_all.all() else result[found_all.to_numpy()].reset_index(drop=True),
         label=label,
         missing=result.loc[~found_all.to_numpy(), list(df.columns)].reset_index(drop=True),
     )
@@ -141,10 +142,13 @@ def _lookup(left: pd.DataFrame, lookup: FeatureLookup) -> tuple[pd.DataFrame, pd
     if lookup.timestamp_lookup_key and table.metadata.timestamp_key is None:
         raise ChurnError(f"lookup on {table.metadata.name}: the table has no timestamp key.")
     ts_column = [table.metadata.timestamp_key] if lookup.timestamp_lookup_key else []
-    right = table.data[[*table_key, *ts_column, *features]]
-    right = right.rename(columns=dict(zip(table_key, lookup.lookup_key, strict=True)))
+    # Selecting columns makes a new frame, renamed and marked here in place: rename and
+    # assign would each copy every column again (seconds at a million rows). The shallow
+    # copy copies no data; it only tells pandas the frame is not a view of the table's.
+    right = table.data[[*table_key, *ts_column, *features]].copy(deep=False)
+    right.columns = pd.Index([*lookup.lookup_key, *ts_column, *features])
     marker = "__feature_found__"
-    right = right.assign(**{marker: True})
+    right[marker] = True
 
     if lookup.timestamp_lookup_key:
         table_ts = table.metadata.timestamp_key
