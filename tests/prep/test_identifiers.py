@@ -8,7 +8,7 @@ import pytest
 
 from churn.config import Dataset
 from churn.errors import ChurnError
-from churn.prep.identifiers import identifier_like_columns, reject_identifier_features
+from churn.prep.identifiers import FIRST_ROWS, identifier_like_columns, is_identifier_like, reject_identifier_features
 
 DATASET = Dataset(name="t", id_column="id", label_column="y", positive_label="1", negative_label="0",
                   numeric={"account_no": {}, "charges": {}, "age": {}}, categorical={"plan": ["a", "b"]})
@@ -39,3 +39,15 @@ def test_unique_text_column_is_rejected():
     dataset = DATASET.model_copy(update={"categorical": {"plan": ["a", "b"], "email": []}})
     features = _features().assign(email=[f"user{i}@example.invalid" for i in range(500)])
     assert identifier_like_columns(features, dataset) == ["account_no", "email"]
+
+
+@pytest.mark.parametrize("where", ["first rows", "after the first rows", "missing after the first rows"])
+def test_one_repeat_or_blank_anywhere_means_not_an_identifier(where):
+    """A repeat among the first rows answers at once; past them the whole column decides."""
+    n = FIRST_ROWS * 3
+    values = pd.Series([f"C{i:06d}" for i in range(n)], dtype=object)
+    assert is_identifier_like(values, numeric=False)
+    position = {"first rows": 5, "after the first rows": n - 1, "missing after the first rows": n - 2}[where]
+    values.iloc[position] = None if where.startswith("missing") else values.iloc[position - 3]
+    assert not is_identifier_like(values, numeric=False)
+    assert not is_identifier_like(values.str[1:].astype(float), numeric=True)  # the same, as numbers
