@@ -307,6 +307,15 @@ def test_promotion_records_who_when_from_which_commit_and_what_it_replaced(works
     assert as_dict(promote(workspace.params)) == {"version": second, "previous": first, "changed": False}
 
 
+def test_promote_follows_the_configured_tracking_uri_without_the_environment_variable(workspace, monkeypatch):
+    """params.tracking.uri alone names the store: the registry lock and the lookup use it."""
+    first = workspace.crown("base")
+    second = workspace.accept("better")
+    configured = with_section(workspace.params, "tracking", uri=f"sqlite:///{workspace.db}")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert as_dict(promote(configured)) == {"version": second, "previous": first, "changed": True}
+
+
 def test_without_a_ci_commit_the_promotion_records_the_checkouts_commit(workspace, monkeypatch):
     from churn.core import tracking
 
