@@ -133,6 +133,15 @@ def test_a_first_version_records_that_no_champion_was_compared(workspace):
     assert not any(line.startswith("Compared with") for line in lines)
 
 
+def test_challenge_follows_the_configured_tracking_uri_without_the_environment_variable(workspace, monkeypatch):
+    """params.tracking.uri alone names the store: the registry lock and the registration use it."""
+    configured = with_section(workspace.params, "tracking", uri=f"sqlite:///{workspace.db}")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    result = as_dict(challenge(configured))
+    assert result["verdict"] == "passed"
+    assert "challenger" in workspace.version(result["version"]).aliases
+
+
 def test_a_rejected_recheck_is_recorded_beside_the_acceptance_and_drops_challenger(workspace):
     first = workspace.accept("base")
     assert "challenger" in workspace.version(first).aliases
