@@ -115,12 +115,41 @@ def test_a_version_compared_with_another_champion_is_stale_until_rechecked(works
     assert as_dict(promote(workspace.params))["previous"] == first
 
 
-def test_a_rolled_back_version_is_not_promoted_without_force(workspace):
-    workspace.crown("base")
+def test_a_rolled_back_version_is_not_promoted_without_force(workspace, monkeypatch):
+    from churn.registry.promotion import history_of
+
+    first = workspace.crown("base")
     second = workspace.crown("better")
     rollback(workspace.params)
-    refuses(promote, f"v{second}: it was rolled back", workspace, workspace.params)
+    tags = workspace.version(second).tags
+    refuses(promote, re.escape(
+        f"refusing to promote {NAME} v{second}: it was rolled back on {tags[TAG_ROLLED_BACK_AT]} by "
+        f"{tags[TAG_ROLLED_BACK_BY]}. Merge a new model, or re-promote it on purpose with `churn promote --force`."),
+        workspace, workspace.params)
+    # Without the time and actor tags the refusal still holds, with '?' for the lost facts.
+    for tag in (TAG_ROLLED_BACK_AT, TAG_ROLLED_BACK_BY):
+        workspace.client().delete_model_version_tag(NAME, second, tag)
+    refuses(promote, re.escape(f"v{second}: it was rolled back on ? by ?. Merge a new model"), workspace,
+            workspace.params)
+    monkeypatch.setenv("GITHUB_ACTOR", "release-bot")
+    monkeypatch.setenv("GITHUB_SHA", "feed")
     assert as_dict(promote(workspace.params, force=True))["version"] == second
+    # The history names the forced re-promotion, its commit and the champion it replaced.
+    tags = workspace.version(second).tags
+    assert history_of(tags)[-1] == {"event": "re-promoted after a rollback (--force)", "at": tags["promotion.at"],
+                                     "by": "release-bot", "commit": "feed", "replaced": first}
+
+
+def test_a_first_promotion_records_that_it_replaced_no_champion(workspace, monkeypatch):
+    from churn.registry.promotion import history_of
+
+    monkeypatch.setenv("GITHUB_ACTOR", "release-bot")
+    monkeypatch.setenv("GITHUB_SHA", "cafe")
+    first = workspace.crown("base")
+    tags = workspace.version(first).tags
+    assert history_of(tags)[-1] == {"event": "promoted", "at": tags["promotion.at"], "by": "release-bot",
+                                    "commit": "cafe", "replaced": "none"}
+    assert tags[TAG_PREVIOUS] == ""
 
 
 def test_which_tells_the_story_of_promotions_and_rollbacks(workspace, capsys):
