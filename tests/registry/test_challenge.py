@@ -26,6 +26,7 @@ from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
 from churn.config import ComparisonRule
 from churn.errors import ChurnError
+from churn.markdown import table as markdown_table
 from churn.registry.challenge import challenge, compare_with_champion
 from churn.registry.promotion import promote
 
@@ -111,10 +112,13 @@ def test_the_gate_record_on_the_version_and_the_training_run(workspace):
     assert tags["gate.verdict"] == "passed" and tags["gate.compared_with"] == champion
     assert json.loads(tags["gate.comparison"]) == result["comparison"]
     assert json.loads(tags["gate.reasons"]) == []
-    description = version.description.splitlines()
-    assert description[0] == f"Gate: **passed** ({result['checked_at']})"
-    assert f"Compared with champion v{champion}:" in description
-    assert any(line.startswith("| roc_auc |") for line in description), description
+    assert any(line.startswith("| roc_auc |") for line in version.description.splitlines()), version.description
+    # The gate record, then (after a blank line) the model card's summary.
+    gate_record = "\n".join([
+        f"Gate: **passed** ({result['checked_at']})", *filter(None, [result["note"]]),
+        "", f"Compared with champion v{champion}:", "", markdown_table(result["comparison"]),
+    ])
+    assert version.description.startswith(gate_record + "\n\n"), version.description
     assert "challenger" in version.aliases
     # The training run that logged the model carries the outcome too.
     import mlflow
@@ -122,6 +126,17 @@ def test_the_gate_record_on_the_version_and_the_training_run(workspace):
     runs = mlflow.search_runs(filter_string=f"tags.`dvc.model_md5` = '{result['model_md5']}'", output_format="list")
     assert runs and all(run.data.tags["gate.verdict"] == "passed" for run in runs)
     assert all(json.loads(run.data.tags["gate.reasons"]) == [] for run in runs)
+
+
+def test_a_verdict_made_under_other_params_rejects_and_registers_nothing(workspace):
+    """validate ran under other gates than `challenge` reads now: its verdict is stale."""
+    gates = workspace.params.validation.gates.model_copy(update={"min_roc_auc": 0.5})
+    changed = with_section(workspace.params, "validation", gates=gates)
+    result = as_dict(challenge(changed))
+    assert result["verdict"] == "rejected" and result["version"] is None
+    assert result["reasons"] == [f"verdict {changed.paths.verdict} was made under other params (gates, threshold or "
+                                 "dataset): rerun `dvc repro`"]
+    assert workspace.client().search_model_versions(f"name = '{NAME}'") == []
 
 
 def test_a_first_version_records_that_no_champion_was_compared(workspace):
