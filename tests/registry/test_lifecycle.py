@@ -310,8 +310,10 @@ def test_an_interrupted_challenge_is_completed_by_the_next(repair_params, monkey
     result = challenge(repair_params)
     assert result.verdict == "passed", result
     assert result.version == str(half.version)
-    assert result.repaired is not None and "completed" in result.repaired
+    assert result.repaired == f"v{half.version} was left without a gate record by an interrupted challenge: completed"
     [done] = client.search_model_versions(f"name = '{REPAIR_NAME}'")
+    # Completed like a fresh registration: with its model card.
+    assert result.model_card is not None and done.tags[model_card.TAG_MODEL_CARD] == result.model_card
     assert done.tags[versions.TAG_VERDICT] == "passed"
     assert versions.CHALLENGER in client.get_model_version(REPAIR_NAME, str(done.version)).aliases
     assert which(repair_params).state == "gated"
@@ -348,9 +350,11 @@ def test_a_version_whose_registration_failed_is_marked_invalid_and_replaced(repa
     monkeypatch.setattr(versions, "find_version", find)
     assert versions.state(FailedRegistration(first)) == "incomplete (registration FAILED_REGISTRATION)"
     result = challenge(params)
-    assert result.repaired is not None and "marked invalid" in result.repaired
+    assert result.repaired == f"v{first.version} was marked invalid (FAILED_REGISTRATION); registered afresh"
     assert result.verdict == "passed" and result.version != str(first.version)
-    assert client.get_model_version(REPAIR_NAME + "-failed", str(first.version)).tags[versions.TAG_INVALID] == "true"
+    invalid = client.get_model_version(REPAIR_NAME + "-failed", str(first.version))
+    assert invalid.tags[versions.TAG_INVALID] == "true"
+    assert invalid.description == "Invalid: registration ended as FAILED_REGISTRATION"
     monkeypatch.setattr(versions, "find_version", real_find)
     assert str(versions.find_version(client, params, first.tags["dvc.model_md5"]).version) == result.version
 
