@@ -335,6 +335,24 @@ def test_an_honest_fake_champion_is_compared(crowned):
     assert result.passed is True, result.reasons
 
 
+def test_a_delta_exactly_at_its_bound_passes_and_one_step_more_rejects(crowned):
+    """Both rule kinds at their edge, against a champion whose deltas this test measures
+    itself. (The same as `outcomes` above, on a fake champion and inside one test: mutmut
+    runs for a mutant only the tests that called its function, and a module-scoped fixture
+    runs inside whichever test came first.)"""
+    space = crowned("honest")
+    loose = {m: {"max_drop": 1.0} if m != "log_loss" else {"max_increase": 100.0} for m in METRICS}
+    deltas = {row["metric"]: row["delta"] for row in compare(space, loose).rows}
+    edge = {m: {"max_increase": delta} if delta >= 0 else {"max_drop": -delta} for m, delta in deltas.items()}
+    assert {kind for rule in edge.values() for kind in rule} == set(KINDS), deltas
+    at_edge = compare(space, edge)
+    assert at_edge.passed is True, at_edge.reasons
+    tight = {m: {kind: bound - STEP for kind, bound in rule.items()} for m, rule in edge.items() if deltas[m] != 0}
+    beyond = compare(space, tight)
+    assert beyond.passed is False
+    assert {row["metric"] for row in beyond.rows if not row["passed"]} == set(tight)
+
+
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [
