@@ -149,12 +149,21 @@ def test_a_first_version_records_that_no_champion_was_compared(workspace):
 
 
 def test_challenge_follows_the_configured_tracking_uri_without_the_environment_variable(workspace, monkeypatch):
-    """params.tracking.uri alone names the store: the registry lock and the registration use it."""
+    """params.tracking.uri alone names the store: the registry lock and the registration use it.
+
+    A process that connected before (a notebook, a server) and no longer has the variable:
+    MLflow sets MLFLOW_TRACKING_URI only when its own URI changes, so the configured one is
+    all there is to read."""
+    from churn.core import tracking
+
     configured = with_section(workspace.params, "tracking", uri=f"sqlite:///{workspace.db}")
+    tracking.connect(configured)
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     result = as_dict(challenge(configured))
     assert result["verdict"] == "passed"
-    assert "challenger" in workspace.version(result["version"]).aliases
+    from churn.registry import versions
+
+    assert "challenger" in versions.client(configured).get_model_version(NAME, result["version"]).aliases
 
 
 def test_a_rejected_recheck_is_recorded_beside_the_acceptance_and_drops_challenger(workspace):
