@@ -21,34 +21,37 @@ def modules_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         del sys.modules[name]
 
 
+@pytest.fixture
+def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preloading on, as on a machine with a second core."""
+    monkeypatch.setenv(preload.SWITCH, "1")
+    monkeypatch.setattr(preload.os, "cpu_count", lambda: 2)
+
+
 def _module(directory: Path, name: str, body: str = "") -> None:
     (directory / f"{name}.py").write_text(body)
 
 
-def test_imports_the_modules_on_another_thread_in_order(modules_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(preload.SWITCH, "1")
-    monkeypatch.setattr(preload.os, "cpu_count", lambda: 2)
+def _preload_and_wait(*names: str) -> None:
+    thread = preload.in_background(*names)
+    assert thread is not None
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_imports_the_modules_on_another_thread_in_order(modules_dir: Path, two_cores: None) -> None:
     _module(modules_dir, "churn_pre_first", "import threading\nORDER = [threading.current_thread().name]\n")
     _module(modules_dir, "churn_pre_second", "import churn_pre_first\nchurn_pre_first.ORDER.append('second')\n")
 
-    thread = preload.in_background("churn_pre_first", "churn_pre_second")
-    assert thread is not None
-    thread.join(timeout=30)
-
-    assert not thread.is_alive()
+    _preload_and_wait("churn_pre_first", "churn_pre_second")
     assert sys.modules["churn_pre_first"].ORDER == ["churn-preload", "second"]
 
 
-def test_a_failed_import_is_left_for_the_stage_to_raise(modules_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(preload.SWITCH, "1")
-    monkeypatch.setattr(preload.os, "cpu_count", lambda: 2)
+def test_a_failed_import_is_left_for_the_stage_to_raise(modules_dir: Path, two_cores: None) -> None:
     _module(modules_dir, "churn_pre_broken", "raise RuntimeError('broken on import')\n")
     _module(modules_dir, "churn_pre_after", "")
 
-    thread = preload.in_background("churn_pre_broken", "churn_pre_after")
-    assert thread is not None
-    thread.join(timeout=30)
-
+    _preload_and_wait("churn_pre_broken", "churn_pre_after")
     # Nothing after the failure is imported, and the stage's own import raises the error.
     assert "churn_pre_after" not in sys.modules
     with pytest.raises(RuntimeError, match="broken on import"):
