@@ -22,7 +22,7 @@ def mlflow_run_line(params: Params) -> str:
             "`dvc repro --force train` logs one"
         )
     uri = tracking.tracking_uri(params)
-    if uri.startswith(("http://", "https://")):
+    if tracking.is_server(uri):
         return f"MLflow run: {tracking.run_link(params, run)}"
     # MLflow's UI opens on its GenAI overview; the run's own page is what people want here.
     page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
@@ -31,7 +31,9 @@ def mlflow_run_line(params: Params) -> str:
 
 def mlflow_ui_line(uri: str) -> str:
     """Where to look at runs: a server is opened as it is; a local store needs `mlflow ui`."""
-    if uri.startswith(("http://", "https://")):
+    from churn.core.tracking import is_server
+
+    if is_server(uri):
         return f"  MLflow UI:     {uri.rstrip('/')}  (the team server; sign in as MLFLOW_TRACKING_USERNAME)"
     return f"  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {uri}  (then open the run page above)"
 

@@ -25,8 +25,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
 from churn.config import ComparisonRule
+from churn.core import tracking
 from churn.errors import ChurnError
 from churn.markdown import table as markdown_table
+from churn.registry import versions
 from churn.registry.challenge import challenge, compare_with_champion
 from churn.registry.promotion import promote
 
@@ -154,15 +156,11 @@ def test_challenge_follows_the_configured_tracking_uri_without_the_environment_v
     A process that connected before (a notebook, a server) and no longer has the variable:
     MLflow sets MLFLOW_TRACKING_URI only when its own URI changes, so the configured one is
     all there is to read."""
-    from churn.core import tracking
-
     configured = with_section(workspace.params, "tracking", uri=f"sqlite:///{workspace.db}")
     tracking.connect(configured)
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     result = as_dict(challenge(configured))
     assert result["verdict"] == "passed"
-    from churn.registry import versions
-
     assert "challenger" in versions.client(configured).get_model_version(NAME, result["version"]).aliases
 
 

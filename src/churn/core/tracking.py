@@ -48,11 +48,6 @@ HTTP_LIMITS = {
 }
 
 
-def bound_http_retries() -> None:
-    for variable, value in HTTP_LIMITS.items():
-        os.environ.setdefault(variable, value)
-
-
 def tracking_uri(params: Params) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
 
@@ -65,7 +60,8 @@ def experiment_name(params: Params) -> str:
 
 def _quiet_and_bounded() -> None:
     """The environment MLflow must see before it is imported (it reads some at import)."""
-    bound_http_retries()
+    for variable, value in HTTP_LIMITS.items():
+        os.environ.setdefault(variable, value)
     # Stage logs stay readable: no progress bars or INFO chatter from MLflow itself.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
