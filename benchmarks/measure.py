@@ -1,9 +1,20 @@
-"""Run one command and measure it: wall time, CPU time and peak memory of its process tree."""
+"""Run one command and measure it: wall time, CPU time and peak memory of its process tree.
+
+The command is started by a small launcher process (`python -m benchmarks.measure`), not by
+the suite itself. Linux records, when a process calls exec, the high-water mark of the
+memory it came from as part of its own peak (`ru_maxrss`); a command started straight from
+the suite, which has held a whole simulated table in memory, reported the suite's peak as
+its own (every step after the 5M table read showed at least 4 GB). The launcher's memory is
+a few MB, so what it reports is the command's.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,27 +34,47 @@ class CommandFailed(RuntimeError):
 
 
 def run(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 7200) -> Measured:
-    """`wait4` reports the child's own rusage including its reaped descendants (Linux:
-    ru_maxrss is the maximum over them), so a `dvc repro` is measured with its stage."""
-    out_path, err_path = cwd / ".bench.stdout", cwd / ".bench.stderr"
+    """Runs `command` under the launcher and reads the figures it wrote."""
+    out_path, err_path, figures_path = (cwd / f".bench.{name}" for name in ("stdout", "stderr", "figures"))
+    figures_path.unlink(missing_ok=True)
+    launcher = [sys.executable, "-m", "benchmarks.measure", str(figures_path), *command]
+    launcher_env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent.parent),
+                                                                       env.get("PYTHONPATH")]))}
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err)
-        deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                process.kill()
-                pid, status, usage = os.wait4(process.pid, 0)
-                break
-            time.sleep(0.02)
-        wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
+        process = subprocess.Popen(launcher, cwd=cwd, env=launcher_env, stdout=out, stderr=err,
+                                   start_new_session=True)
+        timed_out = False
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(process.pid, signal.SIGKILL)  # the command and whatever it started
+            process.wait()
     stdout, stderr = out_path.read_text(errors="replace"), err_path.read_text(errors="replace")
     out_path.unlink()
     err_path.unlink()
+    if timed_out:
+        raise CommandFailed(f"{' '.join(command)} did not finish in {timeout:.0f} s:\n{stderr[-4000:]}")
     if process.returncode != 0:
         raise CommandFailed(f"{' '.join(command)} exited with {process.returncode}:\n{stdout[-2000:]}\n{stderr[-4000:]}")
-    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout, stderr)
+    figures = json.loads(figures_path.read_text())
+    figures_path.unlink()
+    return Measured(figures["wall_s"], figures["cpu_s"], figures["peak_mb"], stdout, stderr)
+
+
+def launch(figures_path: str, command: list[str]) -> int:
+    """Starts `command`, waits for it and writes its figures. `wait4` reports the child's own
+    rusage including its reaped descendants (Linux: ru_maxrss is the maximum over them), so
+    a `dvc repro` is measured with its stage."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    figures = {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
+    Path(figures_path).write_text(json.dumps(figures))
+    return code if code >= 0 else 128 - code
+
+
+if __name__ == "__main__":
+    sys.exit(launch(sys.argv[1], sys.argv[2:]))
