@@ -185,6 +185,21 @@ def checked_schema(frame: pd.DataFrame, dataset: Dataset, label_required: bool =
     return schema.remove_columns(passing) if passing else schema
 
 
+def run_schema(schema: pa.DataFrameSchema, frame: pd.DataFrame, *, inplace: bool) -> pd.DataFrame:
+    """pandera's lazy validation, without the reference cycle pandera leaves behind: it caches
+    its accessor on the frame it returns (frame -> accessor -> frame), so every validated
+    frame waited for the garbage collector's rare full pass. Scoring 5M rows in 50,000-row
+    batches held dozens of them (1.4 GB at its peak), and the exit paid seconds of
+    collection. `inplace`: coerce `frame` itself (the caller's own copy) instead of a copy."""
+    typed = frame
+    try:
+        typed = schema.validate(frame, lazy=True, inplace=inplace)
+        return typed
+    finally:
+        vars(typed).pop("pandera", None)
+        vars(frame).pop("pandera", None)
+
+
 NOT_A_NUMBER = "wrong type (not a number)"
 NOT_FINITE = "not a finite number"
 
@@ -263,7 +278,7 @@ def validate_raw(raw: pd.DataFrame, dataset: Dataset, source: str = "raw data") 
     """Return the typed frame, or raise ContractError listing every failed check."""
     prepared, failures, bad_cells = parse_numbers(normalise(raw, dataset), dataset)
     try:
-        typed = checked_schema(prepared, dataset).validate(prepared, lazy=True)
+        typed = run_schema(checked_schema(prepared, dataset), prepared, inplace=True)
     except pa.errors.SchemaErrors as exc:
         cases = one_reason_per_cell(exc.failure_cases)
         already_reported = [
@@ -346,7 +361,7 @@ def validate_rows(raw: pd.DataFrame, dataset: Dataset, source: str = "input") ->
     for column, index in sorted(bad_cells):  # each row's reasons in column order
         reasons.setdefault(index, []).append(f"{column}: {bad_cells[column, index]} {raw.at[index, column]!r}")
     try:
-        checked_schema(prepared, dataset, label_required=False).validate(prepared, lazy=True)
+        run_schema(checked_schema(prepared, dataset, label_required=False), prepared, inplace=False)
     except pa.errors.SchemaErrors as exc:
         cases = one_reason_per_cell(exc.failure_cases)
         table_level = cases["index"].isna()
