@@ -621,6 +621,29 @@ def test_categorical_codes_that_arrive_as_numbers_are_read_as_text(raw_frame, da
     assert rejected[REASONS_COLUMN].iloc[0] == "SeniorCitizen: unknown value (allowed: ['0', '1']) '0.0'"
 
 
+def test_the_contract_never_writes_into_its_input(raw_frame, dataset):
+    # normalise and parse_numbers share the input's columns (shallow copies) and replace the
+    # ones they change: blanks, numbers as text, codes as numbers, and a coerced id all take
+    # a path that would show here if one wrote into a shared column.
+    from churn.core.contract import validate_rows
+
+    raw = raw_frame.assign(SeniorCitizen=raw_frame["SeniorCitizen"].astype(int))
+    raw.loc[0, "TotalCharges"] = " "
+    raw.loc[1, "tenure"] = "abc"
+    raw.loc[2, "MonthlyCharges"] = " nan "
+    raw.loc[3, "Contract"] = "Weekly"
+    original = raw.copy()
+    with pytest.raises(ContractError):
+        validate_raw(raw, dataset)
+    pd.testing.assert_frame_equal(raw, original)
+    valid, rejected = validate_rows(raw, dataset)
+    pd.testing.assert_frame_equal(raw, original)
+    assert len(rejected) >= 3 and len(valid) + len(rejected) == len(raw)
+    clean = raw_frame.copy()
+    validate_raw(raw_frame, dataset)  # the valid path coerces in place: its own copy only
+    pd.testing.assert_frame_equal(raw_frame, clean)
+
+
 # ------------------------------------- one bad value, one reason (issue 14's mutation work)
 
 

@@ -95,7 +95,7 @@ def normalise(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     Whitespace-only cells of `blank_as_missing` columns become NaN (pandera's coerce won't),
     and categorical codes that arrive as numbers (SeniorCitizen 0 from JSON) become text.
     """
-    out = raw.copy()
+    out = raw.copy(deep=False)  # whole columns are replaced below, never written into
     for column, spec in dataset.numeric.items():
         if spec.blank_as_missing and column in out.columns:
             values = out[column]
@@ -214,7 +214,7 @@ def parse_numbers(
     Blanks that `fill_missing_when` does not allow are failures too. Returns the frame,
     the failed checks and {(column, row index): check} of every failing cell.
     """
-    out = frame.copy()
+    out = frame.copy(deep=False)  # whole columns are replaced below, never written into
     failures: list[FailedCheck] = []
     bad_cells: dict[tuple[str, int], str] = {}
 

@@ -175,9 +175,14 @@ def _lookup(left: pd.DataFrame, lookup: FeatureLookup) -> tuple[pd.DataFrame, pd
         if _same_keys_in_order(left, right, lookup.lookup_key):
             # Prep's case: labels and features come from the same rows, so row i finds row i.
             # Placing the columns side by side is what the merge returns, without hashing a
-            # million text keys (seconds at that size).
-            features_only = right.drop(columns=lookup.lookup_key).reset_index(drop=True)
-            merged = pd.concat([left.reset_index(drop=True), features_only], axis=1)
+            # million text keys (seconds at that size). Neither side is copied again: `right`
+            # is this function's own selection and `left` a frame the caller made (a drop
+            # and two index resets copied every column three times: 2.3 s at a million rows).
+            for key in lookup.lookup_key:
+                del right[key]
+            rows = pd.RangeIndex(len(left))
+            right.index = rows
+            merged = pd.concat([left.set_axis(rows, axis=0, copy=False), right], axis=1, copy=False)
         else:
             merged = left.merge(right, on=lookup.lookup_key, how="left")
     found = merged.pop(marker).notna().astype(bool)
