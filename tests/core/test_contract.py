@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.core.contract import ContractError, FailedCheck, read_raw_csv, validate_raw
+from churn.core.contract import ContractError, FailedCheck, raw_schema, read_raw_csv, validate_raw
 from churn.errors import ChurnError
 
 
@@ -758,3 +758,21 @@ def test_categorical_columns_that_cannot_fail_are_left_out_of_pandera(raw_frame,
     frame.loc[frame.index[0], categorical[0]] = "no such level"
     kept = checked_schema(frame, dataset).columns
     assert categorical[0] in kept and not set(categorical[1:]) & set(kept)
+
+
+def test_validated_frames_hold_no_reference_cycle(raw_frame, dataset):
+    # pandera caches its accessor on the frame it validates, and the accessor points back at
+    # the frame: each validated batch then waited for a full garbage collection (predict's
+    # memory grew with the file). The contract drops that cache from every frame it touched.
+    from churn.core.contract import normalise, parse_numbers, run_schema, validate_rows
+
+    typed = validate_raw(raw_frame, dataset)
+    valid, _ = validate_rows(raw_frame, dataset)
+    assert "pandera" not in vars(typed) and "pandera" not in vars(valid)
+    schema = raw_schema(dataset)
+    prepared = parse_numbers(normalise(raw_frame, dataset), dataset)[0]
+    for inplace in (True, False):
+        frame = prepared.copy()
+        checked = run_schema(schema, frame, inplace=inplace)
+        assert "pandera" not in vars(checked) and "pandera" not in vars(frame)
+        assert (checked is frame) is inplace
