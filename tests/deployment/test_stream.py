@@ -116,3 +116,45 @@ def test_repeated_ids_are_the_same_from_parquet_text_and_csv(params, tmp_path):
     for name in ("ids.parquet", "ids.csv"):
         facts = rec.whole_file_facts(rec.open_records(tmp_path / name), params.dataset)
         assert (facts.duplicated_ids, facts.rows) == (frozenset({"a", None}), 6), name
+
+
+def _parts_frame(start: int, rows: int) -> pd.DataFrame:
+    return pd.DataFrame({"id": [f"c{i}" for i in range(start, start + rows)], "p": [i / 100 for i in range(rows)]})
+
+
+def test_parquet_parts_writes_row_groups_in_order(tmp_path):
+    import pyarrow.parquet as pq
+
+    from churn.deployment.stream import ParquetParts
+
+    parts = ParquetParts(tmp_path / "out.parquet")
+    frames = [_parts_frame(i * 10, 10) for i in range(5)]
+    for frame in frames:
+        parts.write(frame)
+    parts.write(frames[0].iloc[0:0])  # an empty frame adds nothing
+    parts.close(None)
+    assert parts.rows == 50
+    assert pq.ParquetFile(tmp_path / "out.parquet").num_row_groups == 5
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out.parquet"), pd.concat(frames, ignore_index=True))
+
+
+def test_parquet_parts_raises_a_failed_write_and_aborts_cleanly(tmp_path, monkeypatch):
+    # A full disk half-way: the error reaches the caller, and abort then closes quietly.
+    import pyarrow.parquet as pq
+
+    from churn.deployment.stream import ParquetParts
+
+    calls = []
+
+    def full_disk(self, table, *args, **kwargs):
+        calls.append(len(table))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
+    parts = ParquetParts(tmp_path / "out.parquet")
+    with pytest.raises(OSError, match="No space left"):
+        for i in range(5):
+            parts.write(_parts_frame(i * 10, 10))
+        parts.close(None)
+    assert calls  # the failing write did run
+    parts.abort()  # after a failure: no second error, the file is closed
