@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pandera.pandas as pa
 import pytest
 
 from churn.core.contract import ContractError, FailedCheck, raw_schema, read_raw_csv, validate_raw
@@ -776,3 +777,8 @@ def test_validated_frames_hold_no_reference_cycle(raw_frame, dataset):
         checked = run_schema(schema, frame, inplace=inplace)
         assert "pandera" not in vars(checked) and "pandera" not in vars(frame)
         assert (checked is frame) is inplace
+        broken = prepared.assign(tenure=-prepared["tenure"] - 1)  # fails the range check
+        with pytest.raises(pa.errors.SchemaErrors) as failed:
+            run_schema(schema, broken, inplace=inplace)
+        assert (failed.value.data is broken) is inplace
+        assert "pandera" not in vars(failed.value.data) and "pandera" not in vars(broken)

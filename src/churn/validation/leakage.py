@@ -47,7 +47,9 @@ def _auc_of_distinct_scores(y: pd.Series, score: pd.Series) -> float:
     pairs instead of every row (600,000 training rows, 19 features: 2.5 -> 0.7 s). The
     counts are whole numbers, so the curve's cumulative sums are exact and the AUC is the
     same number bit for bit."""
-    pairs = pd.DataFrame({"score": score.to_numpy(), "label": y.to_numpy()}).value_counts(sort=False, dropna=False)
+    # No score or label is ever missing here (numeric gaps are filled, every level has a
+    # rate, labels are checked), so value_counts drops no row.
+    pairs = pd.DataFrame({"score": score.to_numpy(), "label": y.to_numpy()}).value_counts()
     return float(roc_auc_score(pairs.index.get_level_values("label"), pairs.index.get_level_values("score"),
                                sample_weight=pairs.to_numpy()))
 
