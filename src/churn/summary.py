@@ -31,9 +31,9 @@ def mlflow_run_line(params: Params) -> str:
 
 def mlflow_ui_line(uri: str) -> str:
     """Where to look at runs: a server is opened as it is; a local store needs `mlflow ui`."""
-    from churn.core.tracking import is_server
+    from churn.core import tracking
 
-    if is_server(uri):
+    if tracking.is_server(uri):
         return f"  MLflow UI:     {uri.rstrip('/')}  (the team server; sign in as MLFLOW_TRACKING_USERNAME)"
     return f"  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {uri}  (then open the run page above)"
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from churn.core.clean import clean_features, encode_labels
 from churn.core.contract import REASONS_COLUMN, validate_raw
 from churn.data.simulate import simulate
 from churn.deployment import records as rec
-from churn.deployment.stream import POSITION, score_stream
+from churn.deployment.stream import POSITION, ParquetParts, score_stream
 from churn.errors import ChurnError
 from churn.servable.pyfunc import ChurnModel
 from churn.training.pipeline import build_pipeline
@@ -123,10 +124,6 @@ def _parts_frame(start: int, rows: int) -> pd.DataFrame:
 
 
 def test_parquet_parts_writes_row_groups_in_order(tmp_path):
-    import pyarrow.parquet as pq
-
-    from churn.deployment.stream import ParquetParts
-
     parts = ParquetParts(tmp_path / "out.parquet")
     frames = [_parts_frame(i * 10, 10) for i in range(5)]
     for frame in frames:
@@ -140,10 +137,6 @@ def test_parquet_parts_writes_row_groups_in_order(tmp_path):
 
 def test_parquet_parts_raises_a_failed_write_and_aborts_cleanly(tmp_path, monkeypatch):
     # A full disk half-way: the error reaches the caller, and abort then closes quietly.
-    import pyarrow.parquet as pq
-
-    from churn.deployment.stream import ParquetParts
-
     calls = []
 
     def full_disk(self, table, *args, **kwargs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from churn.config import Dataset, Leakage, Train
 from churn.training.pipeline import build_pipeline
@@ -228,8 +229,6 @@ def test_the_culprit_search_is_seeded():
 def test_auc_from_distinct_scores_is_scikit_learns_on_every_row(seed):
     # The AUC is computed once per distinct (score, label) pair, weighted by its rows: it
     # must be scikit-learn's figure on the rows themselves, bit for bit, ties and all.
-    from sklearn.metrics import roc_auc_score
-
     rng = np.random.default_rng(seed)
     n = 5_000
     y = pd.Series(rng.integers(0, 2, n))
