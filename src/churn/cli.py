@@ -78,7 +78,7 @@ def _stage(module: str) -> Handler:
 
 
 def _drift_report(args: argparse.Namespace, params: Params) -> int:
-    from churn.evaluation.stage import report_is_current, write_report
+    from churn.evaluation.drift_report import report_is_current, write_report
 
     if args.if_stale and report_is_current(params):
         return 0

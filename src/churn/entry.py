@@ -37,6 +37,11 @@ def configure_process(quiet: bool = False) -> None:
     handler = progress.LogHandler()  # log lines appear above progress bars, not through them
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Libraries' chatter is not the command's output (also in a stage's side process)."""
     # Libraries' INFO lines are not the command's progress (matplotlib announces building its
     # font cache on a machine's first plot, in the middle of `churn report`'s phase lines).
     for noisy in ("mlflow", "alembic", "urllib3", "evidently", "git", "botocore", "aiobotocore", "s3fs", "fsspec",
@@ -89,7 +94,7 @@ def guarded(action: Callable[[], int]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        _record_loaded_modules()
+        record_loaded_modules()
 
 
 def run_stage(stage_module: str, params_file: str | Path = DEFAULT_PARAMS, verbose: bool = False) -> int:
@@ -117,10 +122,13 @@ def stage_main(stage_module: str, argv: list[str] | None = None) -> int:
     return run_stage(stage_module, args.params, args.verbose)
 
 
-def _record_loaded_modules() -> None:
+def record_loaded_modules(suffix: str = "") -> None:
+    """With RECORD_MODULES_ENV set, write the project files this process loaded to that
+    path (a stage's side process: to that path plus `suffix`)."""
     target = os.environ.get(RECORD_MODULES_ENV)
     if not target:
         return
+    target += suffix
     files = sorted(
         str(Path(file).resolve())
         for name, module in list(sys.modules.items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from churn.config import Dataset
 from churn.errors import ChurnError
@@ -12,13 +13,18 @@ from churn.errors import ChurnError
 INPUT_EXAMPLE_ROWS = 5
 
 
-def read_split(path: str | Path, dataset: Dataset) -> pd.DataFrame:
-    """A split set written by prep, checked to hold every feature and the label."""
+def read_split(path: str | Path, dataset: Dataset, columns: list[str] | None = None) -> pd.DataFrame:
+    """A split set written by prep, checked to hold every feature and the label (or, with
+    `columns`, only those columns, checked to be there)."""
+    expected = [*dataset.feature_columns, dataset.label_column] if columns is None else list(columns)
     try:
-        frame = pd.read_parquet(path)
+        if columns is None:
+            frame = pd.read_parquet(path)
+        else:
+            present = set(pq.read_schema(path).names)
+            frame = pd.read_parquet(path, columns=[c for c in expected if c in present])
     except FileNotFoundError:
         raise ChurnError(f"{path} not found: run `dvc repro prep` first.") from None
-    expected = [*dataset.feature_columns, dataset.label_column]
     missing = [c for c in expected if c not in frame.columns]
     if missing:
         raise ChurnError(f"{path} lacks columns {missing}: rerun `dvc repro prep`.")

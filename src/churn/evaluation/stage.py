@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import pandas as pd
 
@@ -16,11 +15,11 @@ from churn.core import tracking
 from churn.core.metrics import classification_metrics
 from churn.core.model_file import load_model
 from churn.core.predict import positive_proba
+from churn.core.side_process import SideJob
 from churn.core.splits import read_split
-from churn.evaluation import plots
+from churn.evaluation import drift_report, plots
 from churn.evaluation.run_log import log_test_metrics
-from churn.io import content_md5, md5_file, write_csv, write_json, write_text
-from churn.monitoring.drift import EVIDENTLY_MODULES, DriftComparison, compare
+from churn.io import md5_file, write_csv, write_json
 from churn.validation import fairness, slices
 
 log = logging.getLogger(__name__)
@@ -37,9 +36,16 @@ class EvaluationResult:
 
 
 def run(params: Params) -> EvaluationResult:
+    # evidently's drift summary reads the two sets itself, in a process of its own: slow to
+    # import and to compute, on this process's core it held up the scoring.
+    with SideJob(drift_report.summarise, params, what="the drift summary") as drifting:
+        return _evaluate(params, drifting)
+
+
+def _evaluate(params: Params, drifting: SideJob[dict[str, Any]]) -> EvaluationResult:
     paths, dataset, settings = params.paths, params.dataset, params.evaluate
-    # evidently for the drift summary, MLflow for the run log: imported while this computes.
-    tracking.preload(params, *EVIDENTLY_MODULES)
+    # MLflow for the run log, imported on a thread while this computes.
+    tracking.preload(params)
     with progress.phase("reading the model, train and test sets") as step:
         model = load_model(paths.model)
         train, test = read_split(paths.train_set, dataset), read_split(paths.test_set, dataset)
@@ -73,9 +79,8 @@ def run(params: Params) -> EvaluationResult:
         tables["slices"] = pd.DataFrame([s.as_dict() for s in by_slice], columns=SLICE_COLUMNS)
         fair = fairness.fairness_results(test, y_true, proba, threshold, fairness_settings, slice_settings)
         slice_summary = {**slices.summary(by_slice, metrics["roc_auc"]), **fairness.summary(fair)}
-    with progress.phase("drift summary (evidently)"):
-        comparison = _compare(params, train, test)
-        drift = comparison.summary
+    with progress.phase("drift summary (evidently), and its HTML report"):
+        drift = drifting.result()
 
     write_json(paths.test_metrics, metrics)
     write_json(paths.slice_metrics, slice_summary)
@@ -85,8 +90,6 @@ def run(params: Params) -> EvaluationResult:
     # narrow); the per-column detail is a plot.
     write_json(paths.drift_metrics, {key: value for key, value in drift.items() if key != "columns"})
     write_csv(paths.plots_dir / plots.PLOT_FILES["drift_by_column"], plots.drift_table(drift["columns"]))
-    with progress.phase(f"writing {paths.drift_report_html}"):
-        _write_html(params, comparison)
     # Outside the DVC outputs, after them: a failure here only reaches the stage log.
     log_test_metrics(
         params, md5_file(paths.model),
@@ -99,58 +102,3 @@ def run(params: Params) -> EvaluationResult:
 
 SLICE_COLUMNS = ["slice", "column", "value", "rows", "positives", "positive_rate", "predicted_positive_rate",
                  "roc_auc", "recall", "precision", "scored", "note"]
-
-
-class _DriftArgs(TypedDict):
-    numeric: list[str]
-    categorical: list[str]
-    sample_size: int
-    seed: int
-
-
-def _drift_args(params: Params) -> _DriftArgs:
-    return _DriftArgs(
-        numeric=list(params.dataset.numeric),
-        categorical=list(params.dataset.categorical),
-        sample_size=params.evaluate.drift.sample_size,
-        seed=params.evaluate.drift.seed,
-    )
-
-
-def html_key(params: Params) -> str:
-    """What the HTML report was made from: the two data files and the drift settings."""
-    paths = params.paths
-    made_from = {"train": md5_file(paths.train_set), "test": md5_file(paths.test_set), **_drift_args(params),
-                 "drift_share": params.evaluate.drift.drift_share}
-    return content_md5(made_from)
-
-
-def _key_file(params: Params) -> Path:
-    html = params.paths.drift_report_html
-    return html.with_name(html.name + ".key")
-
-
-def _compare(params: Params, train: pd.DataFrame, test: pd.DataFrame) -> DriftComparison:
-    return compare(train, test, drift_share=params.evaluate.drift.drift_share, **_drift_args(params))
-
-
-def _write_html(params: Params, comparison: DriftComparison) -> None:
-    comparison.write_html(params.paths.drift_report_html)
-    write_text(_key_file(params), html_key(params) + "\n")
-
-
-def report_is_current(params: Params) -> bool:
-    key_file = _key_file(params)
-    return (
-        params.paths.drift_report_html.is_file()
-        and key_file.is_file()
-        and key_file.read_text().strip() == html_key(params)
-    )
-
-
-def write_report(params: Params) -> None:
-    """The HTML drift report alone. It is not byte-deterministic, so it is not a DVC output:
-    a checkout whose evaluate stage was up to date (or restored from the run-cache) has
-    none, or one made from other data, until this writes it."""
-    paths, dataset = params.paths, params.dataset
-    _write_html(params, _compare(params, read_split(paths.train_set, dataset), read_split(paths.test_set, dataset)))
