@@ -70,7 +70,9 @@ def test_a_failed_write_half_way_replaces_no_output(tmp_path, monkeypatch):
     monkeypatch.setattr(stage, "write_parquet", full_disk_on_third_table)
     with pytest.raises(ChurnError) as info:
         stage.run(params)
-    assert len(calls) == 3  # two tables were written (to temporary files) before the failure
+    # Tables were written (to temporary files) beside the failed one: two files are written
+    # at a time, and those already queued still run before the set is discarded.
+    assert len(calls) >= 3
     message = str(info.value)
     assert "none of them was replaced" in message and "dvc checkout" in message
     assert _outputs(params) == before

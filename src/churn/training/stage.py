@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from churn import progress
@@ -49,9 +50,14 @@ def run(params: Params) -> TrainResult:
         raise ChurnError(f"train.hyperparameters.{params.train.family} is invalid: {exc}") from None
     threshold = params.train.decision_threshold
     metrics: dict[str, float] = {}
-    with progress.task("scoring train and validation", total=len(train) + len(validation), unit="rows") as scoring:
-        for name, frame in (("train", train), ("validation", validation)):
-            scores = classification_metrics(frame[label], positive_proba(model, frame[features]), threshold)
+    sets = {"train": train, "validation": validation}
+    with progress.task("scoring train and validation", total=len(train) + len(validation), unit="rows") as scoring, \
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="churn-score") as pool:
+        # Side by side: the scoring's numpy column operations release the interpreter lock
+        # (600k + 200k rows at 1M: 2.3-2.8 s one after the other, 1.7-1.8 s together).
+        scored = {name: pool.submit(positive_proba, model, frame[features]) for name, frame in sets.items()}
+        for name, frame in sets.items():
+            scores = classification_metrics(frame[label], scored[name].result(), threshold)
             metrics.update({f"{name}_{key}": value for key, value in scores.items()})
             scoring.advance(len(frame))
 
