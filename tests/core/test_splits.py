@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from churn.core.splits import INPUT_EXAMPLE_ROWS, raw_example, read_split
+from churn.core.splits import INPUT_EXAMPLE_ROWS, raw_example, read_split, sample_positions
 from churn.errors import ChurnError
 
 
@@ -34,3 +34,22 @@ def test_read_split_names_missing_columns_and_the_fix(tmp_path, raw_frame, datas
         read_split(path, dataset)
     with pytest.raises(ChurnError, match="not found"):
         read_split(tmp_path / "missing.parquet", dataset)
+
+
+@pytest.mark.parametrize(("size", "seed"), [(7, 0), (40, 42), (10**6, 1)])
+def test_a_sampled_read_is_the_sample_pandas_takes_from_the_whole_set(tmp_path, raw_frame, dataset, size, seed):
+    path = tmp_path / "train.parquet"
+    raw_frame.to_parquet(path, index=False)
+    columns = [dataset.feature_columns[1], dataset.feature_columns[0]]
+    whole = read_split(path, dataset)[columns]
+    expected = whole.sample(n=size, random_state=seed) if len(whole) > size else whole
+    sampled = read_split(path, dataset, columns, sample=(size, seed))
+    pd.testing.assert_frame_equal(sampled, expected.reset_index(drop=True))
+    assert sample_positions(len(whole), size, seed) is None or len(sampled) == size
+
+
+def test_a_read_of_some_columns_still_names_a_missing_one(tmp_path, raw_frame, dataset):
+    path = tmp_path / "train.parquet"
+    raw_frame.to_parquet(path, index=False)
+    with pytest.raises(ChurnError, match=r"lacks columns \['no_such_column'\]"):
+        read_split(path, dataset, [dataset.feature_columns[0], "no_such_column"], sample=(5, 0))

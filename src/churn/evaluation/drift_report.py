@@ -45,12 +45,13 @@ def _key_file(params: Params) -> Path:
 
 
 def _read_compared_columns(params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The train and test sets' compared columns only. Every row is there, in file order, so
-    the seeded sample is the one a read of every column gives."""
+    """The train and test sets' compared columns, each already sampled as the comparison
+    samples it (the same rows): neither set is held whole."""
     args = _drift_args(params)
-    columns = [*args["numeric"], *args["categorical"]]
+    columns, sample = [*args["numeric"], *args["categorical"]], (args["sample_size"], args["seed"])
     paths, dataset = params.paths, params.dataset
-    return read_split(paths.train_set, dataset, columns), read_split(paths.test_set, dataset, columns)
+    return (read_split(paths.train_set, dataset, columns, sample=sample),
+            read_split(paths.test_set, dataset, columns, sample=sample))
 
 
 def _compare(params: Params, train: pd.DataFrame, test: pd.DataFrame) -> DriftComparison:

@@ -46,10 +46,11 @@ def _evaluate(params: Params, drifting: SideJob[dict[str, Any]]) -> EvaluationRe
     paths, dataset, settings = params.paths, params.dataset, params.evaluate
     # MLflow for the run log, imported on a thread while this computes.
     tracking.preload(params)
-    with progress.phase("reading the model, train and test sets") as step:
+    # The train set only enters the drift summary, which reads its own sample of it.
+    with progress.phase("reading the model and the test set") as step:
         model = load_model(paths.model)
-        train, test = read_split(paths.train_set, dataset), read_split(paths.test_set, dataset)
-        step.done(f"{len(train):,} + {len(test):,} rows")
+        test = read_split(paths.test_set, dataset)
+        step.done(f"{len(test):,} rows")
     features, label = dataset.feature_columns, dataset.label_column
     y_true = test[label].to_numpy()
     with progress.task("scoring test", total=len(test), unit="rows") as scoring:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from churn.core.splits import sample_positions
 from churn.errors import ChurnError
 from churn.io import atomic_path
 
@@ -171,8 +172,9 @@ def _prepare(
                     f"list it as categorical or fix its type"
                 )
         subset = frame[columns]
-        if len(subset) > sample_size:
-            subset = subset.sample(n=int(sample_size), random_state=seed)
+        positions = sample_positions(len(subset), int(sample_size), seed)
+        if positions is not None:  # the rows `subset.sample(n=sample_size, random_state=seed)` takes
+            subset = subset.iloc[positions]
         subset = subset.reset_index(drop=True)
         for col in columns:
             values = subset[col]
