@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 
 from churn.config import Baseline, Dataset, Train
-from churn.validation.baseline import BaselineResult, baseline_checks, fit_baselines
+from churn.core.clean import clean_features, encode_labels
+from churn.core.contract import validate_raw
+from churn.core.splits import read_split
+from churn.data.simulate import simulate
+from churn.validation.baseline import BaselineResult, baseline_checks, fit_baselines, fit_baselines_from_files
 
 SETTINGS = Baseline(min_gain=0.001, models=["prior", "logistic_regression"])
 
@@ -64,3 +68,22 @@ def test_a_large_training_set_is_sampled_to_sample_size():
     # At or below the size, every row is used.
     assert fit_baselines(train, validation, _dataset(), candidate,
                          Baseline(min_gain=0.001, models=["logistic_regression"], sample_size=6000)).roc_auc == whole.roc_auc
+
+
+def test_from_files_fits_on_the_same_sample_as_from_the_whole_frames(tmp_path, params):
+    dataset = params.dataset
+    typed = validate_raw(simulate(2000, seed=3).astype(str), dataset, source="raw")
+    split = clean_features(typed, dataset).assign(**{dataset.label_column: encode_labels(typed, dataset)[dataset.label_column]})
+    paths = params.paths.model_copy(update={"train_set": tmp_path / "train.parquet",
+                                            "validation_set": tmp_path / "validation.parquet"})
+    cut = len(split) * 3 // 4
+    split.iloc[:cut].to_parquet(paths.train_set, index=False)
+    split.iloc[cut:].to_parquet(paths.validation_set, index=False)
+    settings = params.validation.baseline.model_copy(update={"sample_size": cut // 2})  # fewer rows than the set
+    project = params.model_copy(update={"paths": paths,
+                                        "validation": params.validation.model_copy(update={"baseline": settings})})
+    from_files = fit_baselines_from_files(project)
+    whole = fit_baselines(read_split(paths.train_set, dataset), read_split(paths.validation_set, dataset),
+                          dataset, params.train, settings)
+    assert from_files == whole
+    assert from_files.roc_auc["logistic_regression"] > 0.6

@@ -13,7 +13,8 @@ import pandas as pd
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import roc_auc_score
 
-from churn.config import Baseline, Dataset, Train
+from churn.config import Baseline, Dataset, Params, Train
+from churn.core.splits import read_split
 from churn.training.pipeline import build_pipeline
 from churn.validation.gates import Check
 
@@ -55,6 +56,16 @@ def fit_baselines(train_set: pd.DataFrame, validation: pd.DataFrame, dataset: Da
         proba = model.predict_proba(validation[features])[:, 1]
         scores[name] = round(float(roc_auc_score(validation[label], proba)), 6)
     return BaselineResult(scores, skipped)
+
+
+def fit_baselines_from_files(params: Params) -> BaselineResult:
+    """`fit_baselines` on the files prep wrote, reading only the training rows it samples:
+    it can then run in a process of its own (`churn.core.side_process`) beside the stage."""
+    paths, dataset, settings = params.paths, params.dataset, params.validation.baseline
+    columns = [*dataset.feature_columns, dataset.label_column]
+    train_sample = read_split(paths.train_set, dataset, columns, sample=(settings.sample_size, params.train.seed))
+    validation = read_split(paths.validation_set, dataset, columns)
+    return fit_baselines(train_sample, validation, dataset, params.train, settings)
 
 
 def baseline_checks(candidate_auc: float, result: BaselineResult, settings: Baseline) -> list[Check]:

@@ -15,6 +15,7 @@ from churn.config import Params
 from churn.core.metrics import classification_metrics
 from churn.core.model_file import load_model
 from churn.core.predict import positive_proba
+from churn.core.side_process import SideJob
 from churn.core.splits import read_split
 from churn.core.verdict import verdict_params_md5
 from churn.io import md5_file, write_json
@@ -44,6 +45,13 @@ class ValidationResult:
 
 
 def run(params: Params) -> ValidationResult:
+    # The baseline models read their sample of the sets and fit in a process of their own,
+    # beside the scoring and the other checks.
+    with SideJob(baseline.fit_baselines_from_files, params, what="the baseline models") as fitting:
+        return _validate(params, fitting)
+
+
+def _validate(params: Params, fitting: SideJob[baseline.BaselineResult]) -> ValidationResult:
     paths, dataset, settings = params.paths, params.dataset, params.validation
     threshold, seed = params.train.decision_threshold, params.train.seed
     with progress.phase("reading the model, train and validation sets") as step:
@@ -62,9 +70,9 @@ def run(params: Params) -> ValidationResult:
         leak_checks, feature_aucs = leakage.leakage_checks(
             model, train, validation, dataset, settings.leakage, metrics["roc_auc"], seed
         )
-        baselines = baseline.fit_baselines(train, validation, dataset, params.train, settings.baseline)
         by_slice = slices.slice_metrics(validation, y, proba, threshold, settings.slices)
         fair = fairness.fairness_results(validation, y, proba, threshold, settings.fairness, settings.slices)
+        baselines = fitting.result()
         evidence = (
             leak_checks
             + baseline.baseline_checks(metrics["roc_auc"], baselines, settings.baseline)
