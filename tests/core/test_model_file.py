@@ -444,7 +444,9 @@ def test_a_type_only_skops_sees_is_refused_too(monkeypatch, fitted):
     from churn.core import model_file
 
     data = model_to_bytes(fitted["lr"])
-    monkeypatch.setattr(model_file.sio, "get_untrusted_types",
+    import skops.io
+
+    monkeypatch.setattr(skops.io, "get_untrusted_types",
                         lambda data: ["numpy.ndarray", "evil.Thing", "os.system"])
     with pytest.raises(ChurnError) as info:
         model_file.trusted_types_of(data)

@@ -36,11 +36,10 @@ import hashlib
 import io
 import json
 import zipfile
+from importlib import import_module, metadata
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any
-
-import skops
-import skops.io as sio
 
 from churn.errors import ChurnError
 
@@ -56,6 +55,13 @@ _LEAF_LOADERS = frozenset({"JsonNode", "TypeNode", "FunctionNode"})
 # ---------------------------------------------------------------- canonical archive
 
 
+def _skops_io() -> ModuleType:
+    """skops.io, imported when first needed: half a second that the train stage spends
+    while its model fits (`tracking.preload`), and commands that never touch a model file
+    do not spend at all."""
+    return import_module("skops.io")
+
+
 def _is_node(obj: Any) -> bool:
     return isinstance(obj, dict) and isinstance(obj.get("__loader__"), str)
 
@@ -63,7 +69,7 @@ def _is_node(obj: Any) -> bool:
 def _format_error(message: str) -> ChurnError:
     return ChurnError(
         f"Cannot write a deterministic model file: {message} "
-        f"(skops {skops.__version__} writes a format churn.core.model_file does not know)."
+        f"(skops {metadata.version('skops')} writes a format churn.core.model_file does not know)."
     )
 
 
@@ -230,7 +236,7 @@ def canonicalize(archive: bytes) -> bytes:
 
 def model_to_bytes(model: object) -> bytes:
     """The canonical skops archive of `model`: equal fitted models give equal bytes."""
-    return canonicalize(sio.dumps(model))
+    return canonicalize(_skops_io().dumps(model))
 
 
 # ---------------------------------------------------------------- loading
@@ -322,7 +328,7 @@ def trusted_types_of(data: bytes, what: str = "The model data") -> list[str]:
             f"{__name__} after review.)"
         )
     try:
-        untrusted: list[str] = sio.get_untrusted_types(data=data)
+        untrusted: list[str] = _skops_io().get_untrusted_types(data=data)
     except Exception as exc:  # BadZipFile, KeyError (no schema.json), JSON, protocol errors
         raise ChurnError(f"{what} is not a valid skops archive ({type(exc).__name__}: {exc}).") from None
     # skops' own view must agree: it names nothing the allow-list does not hold.
@@ -337,7 +343,7 @@ def load_model(path_or_bytes: str | Path | bytes) -> Any:  # a scikit-learn esti
     data, what = _read(path_or_bytes)
     trusted = trusted_types_of(data, what)
     try:
-        return sio.loads(data, trusted=trusted)
+        return _skops_io().loads(data, trusted=trusted)
     except Exception as exc:
         raise ChurnError(
             f"{what} is not a valid skops archive, or was written by an incompatible "

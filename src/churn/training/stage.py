@@ -30,8 +30,9 @@ class TrainResult:
 
 
 def run(params: Params) -> TrainResult:
-    # MLflow is needed only to log the run, after the fit: imported while the model fits.
-    tracking.preload(params)
+    # skops (the model file) and MLflow (the run) are needed only after the fit: imported
+    # while the model fits.
+    tracking.preload(params, "skops.io")
     from churn.servable import runs
 
     paths, dataset = params.paths, params.dataset
