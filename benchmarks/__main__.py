@@ -1,7 +1,8 @@
 """`python -m benchmarks [--quick] [--sizes 100000,1000000] [--json FILE]`: one table.
 
 For each size: the bare scikit-learn yardstick, then each DVC stage (`dvc repro
---single-item`, back to back), a no-op `dvc repro`, and `churn predict` of as many rows;
+--single-item`, back to back), the yardstick again (the ratio is to the faster of the two),
+a no-op `dvc repro`, and `churn predict` of as many rows;
 REST latencies once, on the smallest project; then the monitor benchmark
 (`benchmarks/monitor.py`; in a quick run, alongside the rest). Figures are printed, never
 asserted.
@@ -74,8 +75,9 @@ def bench_size(project: Project, rows: int, before_predict: Callable[[], None] |
     """`before_predict`: what to start once the champion is registered (a quick run starts
     the REST server there, so that its start-up overlaps `churn predict`)."""
     stages = project.stages()
-    # The size's bar: bare, each stage, the no-op repro, the set-up for predict and predict.
-    with progress.task(f"{rows:,} rows, steps", total=len(stages) + 4) as steps:
+    # The size's bar: bare, each stage, bare again, the no-op repro, the set-up for predict
+    # and predict.
+    with progress.task(f"{rows:,} rows, steps", total=len(stages) + 5) as steps:
         return _measure_size(project, rows, stages, steps, before_predict)
 
 
@@ -84,21 +86,29 @@ def _measure_size(project: Project, rows: int, stages: list[str], steps: progres
     env, cwd = project.env, project.path
     out: list[Row] = []
     size = f"{rows:,} rows"
-    with step(f"{size}: bare scikit-learn", steps) as report:
-        bare = measure.run([sys.executable, "-m", "benchmarks.bare", str(project.raw()), "params.yaml"],
-                           cwd=cwd, env=env)
-        report(bare)
-    phases = json.loads(bare.stdout.strip().splitlines()[-1])
-    bare_row = _measured(rows, "bare scikit-learn", bare, throughput=True)
-    bare_row.note = ", ".join(f"{k[:-2]} {v:.1f}" for k, v in phases.items() if k.endswith("_s"))
-    out.append(bare_row)
+    def run_bare(label: str) -> measure.Measured:
+        with step(f"{size}: {label}", steps) as report:
+            result = measure.run([sys.executable, "-m", "benchmarks.bare", str(project.raw()), "params.yaml"],
+                                 cwd=cwd, env=env)
+            report(result)
+        return result
 
+    first_bare = run_bare("bare scikit-learn")
     stage_rows = []
     for stage in stages:
         with step(f"{size}: stage {stage}", steps) as report:
             result = measure.run(["dvc", "repro", "--single-item", stage], cwd=cwd, env=env)
             report(result)
         stage_rows.append(_measured(rows, f"  stage {stage}", result))
+    # The yardstick once more, after the stages: on a shared machine one run of it varied
+    # from 40 to 56 s at 1M rows. The ratio is taken against the faster run, the stricter.
+    second_bare = run_bare("bare scikit-learn, again")
+    bare = min(first_bare, second_bare, key=lambda run: run.wall_s)
+    phases = json.loads(bare.stdout.strip().splitlines()[-1])
+    bare_row = _measured(rows, "bare scikit-learn", bare, throughput=True)
+    bare_row.note = (f"faster of {first_bare.wall_s:.1f} s (before the stages) and {second_bare.wall_s:.1f} s "
+                     "(after): " + ", ".join(f"{k[:-2]} {v:.1f}" for k, v in phases.items() if k.endswith("_s")))
+    out.append(bare_row)
     total = Row(
         rows, "dvc repro (all stages)",
         sum(r.wall_s or 0 for r in stage_rows), sum(r.cpu_s or 0 for r in stage_rows),

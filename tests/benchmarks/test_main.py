@@ -32,11 +32,15 @@ def test_quick_benchmark_measures_every_step(tmp_path):
     assert all("ran alongside the pipeline steps" in r["note"] for r in monitor), monitor
     assert "REST server started alongside" in next(r["note"] for r in rows if r["step"] == "churn predict")
     assert {f"stage {s}" for s in ("prep", "train", "validate", "evaluate")} <= steps
+    # The yardstick ran before and after the stages; its row is the faster run, and says so.
+    bare = next(r for r in rows if r["step"] == "bare scikit-learn")
+    assert bare["note"].startswith("faster of ") and "(after)" in bare["note"]
     measured = [r for r in rows if r["step"] in ("bare scikit-learn", "dvc repro (all stages)", "churn predict")]
     assert all(r["wall_s"] > 0 and r["peak_mb"] > 0 for r in measured)
     assert "| rows | step | wall s |" in done.stdout and "cores" in done.stdout
     # Piped, progress is plain lines on stderr: which size and step ran, its figures and time.
     assert "\x1b" not in done.stderr and "\r" not in done.stderr
     for line in ("churn: 2,000 rows: bare scikit-learn: ", "churn: 2,000 rows: stage train: ",
-                 "churn: 2,000 rows: churn predict: ", "churn: 2,000 rows, steps: 8 of 8 in "):
+                 "churn: 2,000 rows: bare scikit-learn, again: ", "churn: 2,000 rows: churn predict: ",
+                 "churn: 2,000 rows, steps: 9 of 9 in "):
         assert line in done.stderr, done.stderr[-3000:]
