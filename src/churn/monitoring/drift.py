@@ -32,9 +32,6 @@ from churn.core.splits import sample_positions
 from churn.errors import ChurnError
 from churn.io import atomic_path
 
-# What `compare` imports: a stage that compares after its data work preloads these.
-EVIDENTLY_MODULES = ("evidently", "evidently.presets")
-
 if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at runtime
     from evidently import DataDefinition, Dataset
 
