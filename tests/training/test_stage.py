@@ -13,7 +13,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from churn.config import load_params, parse_params
-from churn.core import tracking
+from churn.core import preload, tracking
 from churn.core.model_file import load_model
 from churn.core.verdict import read_verdict
 from churn.data.simulate import simulate, write_snapshot
@@ -163,6 +163,20 @@ def test_validate_writes_a_verdict_for_this_model(env):
 def _evaluate_outputs(params) -> dict:
     files = [params.paths.test_metrics, params.paths.slice_metrics, params.paths.drift_metrics, *sorted(dvc_yaml_plot_files(params))]
     return {str(path): path.read_bytes() for path in files}
+
+
+def test_validate_and_evaluate_write_the_same_bytes_with_or_without_side_processes(env, monkeypatch):
+    """The baselines and the drift summary run in side processes on two cores and in line on
+    one (churn.core.side_process): the outputs must not tell which."""
+    params = env["params"]
+    monkeypatch.setattr(preload, "enabled", lambda: False)
+    validate_stage.run(params)
+    evaluate_stage.run(params)
+    first = {**_evaluate_outputs(params), "verdict": params.paths.verdict.read_bytes()}
+    monkeypatch.setattr(preload, "enabled", lambda: True)
+    validate_stage.run(params)
+    evaluate_stage.run(params)
+    assert {**_evaluate_outputs(params), "verdict": params.paths.verdict.read_bytes()} == first
 
 
 def test_evaluate_writes_every_output_deterministically(env):
