@@ -127,8 +127,10 @@ def log_rows(
         raise ChurnError(
             f"cannot log scored rows without columns {missing}: pass ScoredBatch.scored from scoring"
         )
-    # A new frame (selecting columns copies them); each step below replaces a column.
-    rows = scored[[*dataset.key_columns, *dataset.feature_columns]].reset_index(drop=True)
+    # A new frame (selecting columns copies them); each step below replaces a column. The
+    # shallow copy and a fresh index spare reset_index's second copy of every cell.
+    rows = scored[[*dataset.key_columns, *dataset.feature_columns]].copy(deep=False)
+    rows.index = pd.RangeIndex(len(rows))
     for column in dataset.key_columns:
         if column == dataset.timestamp_column:
             rows[column] = pd.to_datetime(rows[column])
