@@ -65,7 +65,7 @@ def _write_html(params: Params, comparison: DriftComparison) -> None:
 
 def summarise(params: Params) -> dict[str, Any]:
     """Compare the train and test sets' files; write the HTML report; return the summary.
-    Reads the files itself, so it can run in a process of its own (`churn.evaluation.helper`)."""
+    Reads the files itself, so it can run in a process of its own (`churn.core.side_process`)."""
     comparison = _compare(params, *_read_compared_columns(params))
     _write_html(params, comparison)
     return comparison.summary
