@@ -92,7 +92,10 @@ def tiny_filesystem(tmp_path):
     try:
         yield mount_point
     finally:
-        subprocess.run(["umount", str(mount_point)], check=False)
+        done = subprocess.run(["umount", str(mount_point)], capture_output=True, text=True)
+        if done.returncode != 0:  # busy: a file on it is still open
+            subprocess.run(["umount", "--lazy", str(mount_point)], check=False)
+            pytest.fail(f"a file on the full filesystem was left open after the failure ({done.stderr.strip()})")
 
 
 def test_a_full_disk_leaves_no_partial_output_set(tmp_path, tiny_filesystem):

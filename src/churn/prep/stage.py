@@ -94,8 +94,14 @@ def run(params: Params) -> PrepReport:
                 pool.submit(write_parquet, out.path(paths.test_set), sets["test"]),
             ]
             write_json(out.path(paths.prep_report), report.as_dict())
-            for write in writes:
-                write.result()
+            try:
+                for write in writes:
+                    write.result()
+            finally:
+                # A failed write's exception holds its open file, and its traceback holds
+                # this frame, whose list holds the future that holds the exception: without
+                # this, the file stays open (on a full disk) until a garbage collection.
+                writes.clear()
     except OSError as exc:
         raise ChurnError(
             f"prep could not write its outputs ({exc}); none of them was replaced. Free space or "
