@@ -71,7 +71,7 @@ def test_a_failed_write_half_way_replaces_no_output(tmp_path, monkeypatch):
     with pytest.raises(ChurnError) as info:
         stage.run(params)
     # Tables were written (to temporary files) beside the failed one: two files are written
-    # at a time, and those already queued still run before the set is discarded.
+    # at a time, and the one under way when the third failed finishes before the set is discarded.
     assert len(calls) >= 3
     message = str(info.value)
     assert "none of them was replaced" in message and "dvc checkout" in message

@@ -10,13 +10,20 @@ import pandas as pd
 from churn.config import Dataset
 
 
+def columns_renumbered(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`frame[columns]` as a new frame numbered 0..n-1, its columns free to replace.
+
+    Selecting columns already copies them; the shallow copy drops pandas' "is a copy of"
+    link (no chained-assignment warning), and the index is set in place: `reset_index`
+    copied every cell a second time (1.3 s at 1M rows)."""
+    out = frame[columns].copy(deep=False)
+    out.index = pd.RangeIndex(len(out))
+    return out
+
+
 def clean_features(typed: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     """Keys plus cleaned feature columns, in the order params.yaml declares them."""
-    # Selecting columns already copies them; a shallow copy drops pandas' "is a copy of"
-    # link (no chained-assignment warning) and a fresh index is set without a second deep copy
-    # (reset_index copied every cell again: 1.3 s at 1M rows).
-    out = typed[[*dataset.key_columns, *dataset.feature_columns]].copy(deep=False)
-    out.index = pd.RangeIndex(len(out))
+    out = columns_renumbered(typed, [*dataset.key_columns, *dataset.feature_columns])
     for column, spec in dataset.numeric.items():
         values = out[column]
         # A blank TotalCharges means "not billed yet" (tenure 0): a known value, not unknown.

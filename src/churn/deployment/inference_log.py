@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from churn.config import Dataset, as_location
+from churn.core.clean import columns_renumbered
 from churn.errors import ChurnError
 from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.storage import Folder, read_parquet
@@ -127,10 +128,8 @@ def log_rows(
         raise ChurnError(
             f"cannot log scored rows without columns {missing}: pass ScoredBatch.scored from scoring"
         )
-    # A new frame (selecting columns copies them); each step below replaces a column. The
-    # shallow copy and a fresh index spare reset_index's second copy of every cell.
-    rows = scored[[*dataset.key_columns, *dataset.feature_columns]].copy(deep=False)
-    rows.index = pd.RangeIndex(len(rows))
+    # A new frame; each step below replaces a column.
+    rows = columns_renumbered(scored, [*dataset.key_columns, *dataset.feature_columns])
     for column in dataset.key_columns:
         if column == dataset.timestamp_column:
             rows[column] = pd.to_datetime(rows[column])
