@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -12,7 +16,8 @@ from churn.core.clean import clean_features, encode_labels
 from churn.core.contract import REASONS_COLUMN, validate_raw
 from churn.data.simulate import simulate
 from churn.deployment import records as rec
-from churn.deployment.stream import POSITION, ParquetParts, score_stream
+from churn.deployment.outputs import written_tables
+from churn.deployment.stream import POSITION, PROCESS_MIN_ROWS, ParquetParts, ScoringPool, score_stream
 from churn.errors import ChurnError
 from churn.servable.pyfunc import ChurnModel
 from churn.training.pipeline import build_pipeline
@@ -48,21 +53,27 @@ def messy(dataset) -> pd.DataFrame:
     return raw
 
 
-def stream(scorer, path: Path, batch_rows: int):
-    scored: list[pd.DataFrame] = []
-    totals = score_stream(scorer, rec.open_records(path), source=str(path), batch_rows=batch_rows, on_scored=scored.append)
+def stream(scorer, path: Path, batch_rows: int, *, processes: bool | None = None, shape=None):
+    scored: list = []
+    with ScoringPool(processes=processes) as pool:
+        totals = score_stream(
+            scorer.record_scorer(), rec.open_records(path), source=str(path), batch_rows=batch_rows,
+            on_scored=scored.append, pool=pool, **({"shape": shape} if shape else {}),
+        )
+    if scored and isinstance(scored[0], tuple):  # Arrow tables, from a shape
+        return totals, [pa.concat_tables(part).to_pandas() for part in zip(*scored, strict=True)]
     return totals, (pd.concat(scored, ignore_index=True) if scored else None)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-@pytest.mark.parametrize("batch_rows", [7, 50])
-def test_batches_give_the_whole_frame_answer(scorer, params, tmp_path, suffix, batch_rows):
+@pytest.mark.parametrize(("batch_rows", "processes"), [(7, False), (50, False), (7, True)])
+def test_batches_give_the_whole_frame_answer(scorer, params, tmp_path, suffix, batch_rows, processes):
     raw = messy(params.dataset)
     path = tmp_path / f"records{suffix}"
     raw.to_csv(path, index=False) if suffix == ".csv" else raw.to_parquet(path, index=False)
 
-    whole_totals, whole = stream(scorer, path, WHOLE)
-    totals, batched = stream(scorer, path, batch_rows)
+    whole_totals, whole = stream(scorer, path, WHOLE, processes=False)
+    totals, batched = stream(scorer, path, batch_rows, processes=processes)
 
     # The whole frame: what ChurnModel.score gives for the file read at once.
     direct = scorer.score(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
@@ -78,6 +89,61 @@ def test_batches_give_the_whole_frame_answer(scorer, params, tmp_path, suffix, b
     assert raw.loc[60, params.dataset.id_column] in set(totals.rejected[params.dataset.id_column])
     repeated = totals.rejected[totals.rejected[params.dataset.id_column] == raw.loc[5, params.dataset.id_column]]
     assert len(repeated) == 3 and repeated[REASONS_COLUMN].str.contains("duplicate").all()
+
+
+def test_worker_processes_shape_the_rows_as_threads_do(scorer, params, tmp_path):
+    # What `churn predict` writes (the score file's and the log's rows), made in the workers.
+    path = tmp_path / "records.parquet"
+    messy(params.dataset).to_parquet(path, index=False)
+    shape = partial(
+        written_tables, dataset=params.dataset, model_version="3", model_uri="models:/m/3",
+        scored_at=datetime(2026, 11, 26, 10, tzinfo=UTC),
+    )
+    threads_totals, threads = stream(scorer, path, 9, processes=False, shape=shape)
+    totals, processes = stream(scorer, path, 9, processes=True, shape=shape)
+    for made_here, made_there in zip(threads, processes, strict=True):
+        pd.testing.assert_frame_equal(made_there, made_here)
+    assert len(processes[0]) == totals.scored_rows == 113
+    pd.testing.assert_frame_equal(totals.rejected, threads_totals.rejected)
+
+
+def _refuse(scored: pd.DataFrame) -> None:
+    raise ChurnError(f"refused {len(scored)} rows")
+
+
+def _die(scored: pd.DataFrame) -> None:
+    os._exit(3)  # as the kernel's out-of-memory killer would end it: no answer at all
+
+
+def test_a_worker_error_reaches_the_caller(scorer, params, tmp_path):
+    path = tmp_path / "records.parquet"
+    messy(params.dataset).to_parquet(path, index=False)
+    with pytest.raises(ChurnError, match=r"refused \d+ rows"):
+        stream(scorer, path, 9, processes=True, shape=_refuse)
+
+
+def test_a_worker_that_dies_is_a_churn_error_that_names_the_way_out(scorer, params, tmp_path):
+    path = tmp_path / "records.parquet"
+    messy(params.dataset).to_parquet(path, index=False)
+    with pytest.raises(ChurnError, match=r"scoring process ended without an answer.*CHURN_PRELOAD=0.*nothing was written"):
+        stream(scorer, path, 9, processes=True, shape=_die)
+
+
+def test_the_pool_is_threads_for_a_small_input_and_processes_for_a_large_one(monkeypatch):
+    monkeypatch.setenv("CHURN_PRELOAD", "1")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with ScoringPool(PROCESS_MIN_ROWS - 1) as small:
+        assert not small.processes
+    with ScoringPool(PROCESS_MIN_ROWS) as large:
+        assert large.processes
+    monkeypatch.setenv("CHURN_PRELOAD", "0")
+    with ScoringPool(10 * PROCESS_MIN_ROWS) as switched_off:
+        assert not switched_off.processes
+    undecided = ScoringPool()  # a CSV: decided when its rows are counted
+    with undecided:
+        assert not undecided.processes
+        undecided.executor(PROCESS_MIN_ROWS - 1)
+        assert not undecided.processes
 
 
 def test_float_codes_are_decided_for_the_whole_file(scorer, params, tmp_path):
@@ -97,7 +163,7 @@ def test_a_missing_column_fails_before_any_batch_is_handed_on(scorer, params, tm
     messy(params.dataset).drop(columns=["Contract"]).to_csv(path, index=False)
     seen: list = []
     with pytest.raises(ChurnError, match="Contract"):
-        score_stream(scorer, rec.open_records(path), source="short.csv", batch_rows=10, on_scored=seen.append)
+        score_stream(scorer.record_scorer(), rec.open_records(path), source="short.csv", batch_rows=10, on_scored=seen.append)
     assert seen == []
 
 

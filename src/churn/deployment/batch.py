@@ -16,19 +16,20 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
 
 from churn import progress
-from churn.config import Dataset, Params, is_url
+from churn.config import Params, is_url
 from churn.deployment import inference_log
+from churn.deployment.outputs import no_scores, written_tables
 from churn.deployment.records import open_records, whole_file_facts
-from churn.deployment.stream import DEFAULT_BATCH_ROWS, ParquetParts, score_stream
+from churn.deployment.stream import DEFAULT_BATCH_ROWS, ParquetParts, ScoringPool, score_stream
 from churn.errors import ChurnError
 from churn.io import output_set, temporary_sibling, write_csv
 from churn.servable.pyfunc import ChurnModel
-from churn.servable.scoring import PREDICTION, PROBABILITY
 from churn.storage import Folder
 from churn.timestamps import aware_utc, refuse_future
 
@@ -118,27 +119,6 @@ def load_scorer(model_uri: str) -> tuple[ChurnModel, str]:
     return scorer, version
 
 
-def output_frame(scored: pd.DataFrame, dataset: Dataset, model_version: str, scored_at: datetime) -> pd.DataFrame:
-    """The score file's rows for scored records: key, probability, decision, version, time, label."""
-    output = scored[dataset.key_columns].reset_index(drop=True).copy()
-    output[dataset.id_column] = output[dataset.id_column].astype(str)
-    output[PROBABILITY] = scored[PROBABILITY].to_numpy(dtype="float64")
-    output[PREDICTION] = scored[PREDICTION].to_numpy(dtype="int64")
-    output[inference_log.MODEL_VERSION] = model_version
-    output[inference_log.SCORED_AT] = pd.Series(pd.Timestamp(scored_at), index=output.index).astype(
-        "datetime64[ns, UTC]"
-    )
-    if dataset.label_column in scored.columns:
-        label = scored[dataset.label_column].reset_index(drop=True)
-        output[dataset.label_column] = label.astype(object).where(label.notna(), None).astype("string")
-    return output
-
-
-def _no_scores(dataset: Dataset) -> pd.DataFrame:
-    columns = {column: pd.Series(dtype=object) for column in dataset.key_columns}
-    return pd.DataFrame({**columns, PROBABILITY: pd.Series(dtype="float64"), PREDICTION: pd.Series(dtype="int64")})
-
-
 def _log_failed(log_root: str | Path, output_path: Path, exc: Exception) -> ChurnError:
     fix = (
         "fix the object store's address, credentials or bucket"
@@ -204,21 +184,23 @@ def predict(
     # first batch answers for the table (a missing column, no rows) before anything is moved
     # into place.
     records = open_records(input_path)
-    with progress.phase(f"loading {model_uri}"):
-        connect(params)
-        scorer, model_version = load_scorer(model_uri)
-    dataset = scorer.dataset  # the contract the model was trained with
-    with progress.phase(f"reading {input_path}") as step:
-        # One pass over the id column: repeated ids and the row count, for the whole file.
-        facts = whole_file_facts(records, dataset)
-        if facts.rows is not None:
-            step.done(f"{facts.rows:,} rows")
-    # The log file's place through churn.storage (local or object store); its rows are
-    # streamed to a local staging file and put in place whole, before the scores.
-    log_dir, log_name = inference_log.new_log_file(log_root, scored_at)
-    log_file: Path | str | None = None
-    rejected_file = rejected_path_for(output_path)
     with ExitStack() as stack:
+        # Before the model loads: worker processes for a large input start meanwhile.
+        pool = stack.enter_context(ScoringPool(records.rows, preload=("churn.deployment.outputs",)))
+        with progress.phase(f"loading {model_uri}"):
+            connect(params)
+            scorer, model_version = load_scorer(model_uri)
+        dataset = scorer.dataset  # the contract the model was trained with
+        with progress.phase(f"reading {input_path}") as step:
+            # One pass over the id column: repeated ids and the row count, for the whole file.
+            facts = whole_file_facts(records, dataset)
+            if facts.rows is not None:
+                step.done(f"{facts.rows:,} rows")
+        # The log file's place through churn.storage (local or object store); its rows are
+        # streamed to a local staging file and put in place whole, before the scores.
+        log_dir, log_name = inference_log.new_log_file(log_root, scored_at)
+        log_file: Path | str | None = None
+        rejected_file = rejected_path_for(output_path)
         output_tmp = stack.enter_context(temporary_sibling(output_path))
         try:  # e.g. a file where the log's directory should be
             log_tmp = stack.enter_context(_staging(log_dir, log_name))
@@ -226,21 +208,21 @@ def predict(
             raise _log_failed(log_root, output_path, exc) from None
         scores, logged = ParquetParts(output_tmp), ParquetParts(log_tmp)
 
-        def write(scored: pd.DataFrame) -> None:
-            scores.write(output_frame(scored, dataset, model_version, scored_at))
-            logged.write(
-                inference_log.log_rows(
-                    scored, dataset=dataset, model_version=model_version, model_uri=model_uri, scored_at=scored_at
-                )
-            )
+        def write(tables: tuple[pa.Table, pa.Table]) -> None:
+            scores.write(tables[0])
+            logged.write(tables[1])
 
         try:
             with progress.task("scoring", total=facts.rows, unit="rows") as scoring:
                 totals = score_stream(
-                    scorer, records, source=str(input_path), batch_rows=batch_rows, on_scored=write,
-                    on_rows=scoring.advance, facts=facts,
+                    scorer.record_scorer(), records, source=str(input_path), batch_rows=batch_rows,
+                    on_scored=write, on_rows=scoring.advance, facts=facts, pool=pool,
+                    shape=partial(
+                        written_tables, dataset=dataset, model_version=model_version, model_uri=model_uri,
+                        scored_at=scored_at,
+                    ),
                 )
-            scores.close(lambda: output_frame(_no_scores(dataset), dataset, model_version, scored_at))
+            scores.close(lambda: no_scores(dataset, model_version, scored_at))
             logged.close(None)
         except BaseException:
             scores.abort()

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -84,8 +84,12 @@ def _unreadable(records: RecordFile, exc: Exception) -> ChurnError:
     return ChurnError(f"input {records.path} is not a readable {kind} ({exc.__class__.__name__}: {exc})")
 
 
-def iter_batches(records: RecordFile, batch_rows: int) -> Iterator[pd.DataFrame]:
-    """The file's rows, `batch_rows` at a time, typed as the whole-file reader types them."""
+RawBatch: TypeAlias = pa.RecordBatch | pd.DataFrame
+
+
+def iter_raw_batches(records: RecordFile, batch_rows: int) -> Iterator[RawBatch]:
+    """The file's rows, `batch_rows` at a time, as read: Arrow record batches from Parquet
+    (cheap to send to another process), pandas frames from a CSV. `as_frame` types them."""
     if batch_rows < 1:
         raise ChurnError(f"batch size must be a positive number of rows, got {batch_rows}")
     try:
@@ -93,12 +97,20 @@ def iter_batches(records: RecordFile, batch_rows: int) -> Iterator[pd.DataFrame]
             with pd.read_csv(records.path, chunksize=batch_rows, **_csv_args()) as reader:
                 yield from reader
             return
-        parquet = pq.ParquetFile(records.path)
-        for batch in parquet.iter_batches(batch_size=batch_rows):
-            yield pa.Table.from_batches([batch]).to_pandas()
+        yield from pq.ParquetFile(records.path).iter_batches(batch_size=batch_rows)
     except ChurnError:
         raise
     except (pd.errors.ParserError, UnicodeDecodeError, pa.ArrowException, OSError) as exc:
+        raise _unreadable(records, exc) from None
+
+
+def as_frame(records: RecordFile, batch: RawBatch) -> pd.DataFrame:
+    """A batch of `iter_raw_batches`, typed as the whole-file reader types it."""
+    if isinstance(batch, pd.DataFrame):
+        return batch
+    try:
+        return pa.Table.from_batches([batch]).to_pandas()
+    except pa.ArrowException as exc:
         raise _unreadable(records, exc) from None
 
 

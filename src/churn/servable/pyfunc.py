@@ -18,7 +18,7 @@ from mlflow.pyfunc.model import PythonModel
 
 import churn
 from churn.config import Dataset
-from churn.servable.scoring import PREDICTION, PROBABILITY, ScoredBatch, score_records
+from churn.servable.scoring import PREDICTION, PROBABILITY, RecordScorer, ScoredBatch, score_records
 
 if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
@@ -38,6 +38,10 @@ class ChurnModel(PythonModel):
 
     def score(self, records: pd.DataFrame, source: str = "input") -> ScoredBatch:
         return score_records(self.model, self.dataset, self.threshold, records, source=source)
+
+    def record_scorer(self) -> RecordScorer:
+        """The same scoring as `score`, picklable without MLflow (for worker processes)."""
+        return RecordScorer(self.model, self.dataset, self.threshold)
 
     # The pd.DataFrame hint tells MLflow to pass records through untouched: the data
     # contract, not MLflow's type inference, validates them.

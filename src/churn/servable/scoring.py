@@ -24,11 +24,25 @@ class ScoredBatch:
     rejected: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class RecordScorer:
+    """A fitted pipeline with its contract and decision threshold: what scoring a batch of
+    raw records needs, without MLflow, so a worker process can be sent one (pickled)."""
+
+    model: Any
+    dataset: Dataset
+    threshold: float
+
+    def score(self, raw: pd.DataFrame, source: str = "input") -> ScoredBatch:
+        return score_records(self.model, self.dataset, self.threshold, raw, source=source)
+
+
 def score_records(model: Any, dataset: Dataset, threshold: float, raw: pd.DataFrame, source: str = "input") -> ScoredBatch:
     valid, rejected = validate_rows(raw, dataset, source=source)
     features = clean_features(valid, dataset)
     probability: Any = positive_proba(model, features[dataset.feature_columns]) if len(features) else []
-    scored = features.assign(**{PROBABILITY: probability})
+    scored = features  # a new frame from clean_features: the scores join it without a copy
+    scored[PROBABILITY] = probability
     scored[PREDICTION] = (scored[PROBABILITY] >= threshold).astype("int64")
     if dataset.label_column in valid.columns:
         # Kept for the inference log: a label that arrives with the request, or later.
