@@ -3,7 +3,11 @@
 Stages compute on one core (`runtime.threads`), so the second core of a laptop or a CI
 runner sits idle. A thread cannot use it for work that holds the interpreter lock: on a
 preload thread, evidently's import (Python code, about 3 s) slowed the scoring beside it
-from 0.6 to 3.1 s at 200k rows. A spawned process has an interpreter of its own.
+from 0.6 to 3.1 s at 200k rows. A process of its own has an interpreter of its own.
+It is forked by multiprocessing's fork server, a fresh process, and ends with `os._exit`
+once its answer is sent: a spawned one tore its interpreter down (evidently's and pandas'
+modules, hundreds of thousands of objects) while the stage waited to shut the pool down,
+about a second of evaluate at 1M rows.
 
 The job is a module-level function of picklable arguments that reads what it needs from
 files: pickling a million-row frame across would cost the stage more than the job saves.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -39,10 +44,11 @@ class SideJob(Generic[T]):
         self._pool: ProcessPoolExecutor | None = None
         self._future: Future[tuple[T, list[LogLine]]] | None = None
         if preload.enabled():
-            # spawn, not fork: the stage already runs threads (progress, preload), and a
-            # forked child inherits their locks in whatever state they were.
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            self._future = self._pool.submit(_logged, job, *args)
+            # Not fork from here: the stage already runs threads (progress, preload), and a
+            # forked child inherits their locks in whatever state they were. The fork
+            # server is single-threaded; the job's cwd and sys.path are this process's.
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+            self._future = self._pool.submit(_logged, dict(os.environ), job, *args)
 
     def result(self) -> T:
         if self._future is None:
@@ -77,9 +83,12 @@ class _Collect(logging.Handler):
         self.lines.append((record.name, record.levelno, record.getMessage()))
 
 
-def _logged(job: Callable[..., T], *args: Any) -> tuple[T, list[LogLine]]:
-    """In the side process: run `job` with its log lines collected, libraries as quiet as in
-    any `churn` process."""
+def _logged(environment: dict[str, str], job: Callable[..., T], *args: Any) -> tuple[T, list[LogLine]]:
+    """In the side process: run `job` in the stage's environment as it is now (the fork
+    server's is the one it started with), with its log lines collected and libraries as
+    quiet as in any `churn` process."""
+    os.environ.clear()
+    os.environ.update(environment)
     entry.quiet_libraries()
     collect = _Collect()
     root = logging.getLogger()
