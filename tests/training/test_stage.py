@@ -142,6 +142,29 @@ def test_unreachable_mlflow_leaves_an_existing_model_untouched(env, tmp_path, mo
     assert model_path.read_bytes() == b"the previous model"
 
 
+def test_a_failed_scoring_fails_the_run_logged_beside_it_and_writes_no_model(env, tmp_path, monkeypatch):
+    # The MLflow run is logged on a thread while the sets are scored for its metrics: a
+    # scoring error is the one raised, the run ends FAILED with no metrics, and no model.
+    import mlflow
+
+    params = env["params"]
+    model_path = tmp_path / "model.skops"
+    params = params.model_copy(update={"paths": params.paths.model_copy(update={"model": model_path})})
+
+    def broken(*args, **kwargs):
+        raise ChurnError("scoring broke")
+
+    monkeypatch.setattr(train_stage, "positive_proba", broken)
+    tracking.connect(params)
+    before = {run.info.run_id for run in mlflow.search_runs(search_all_experiments=True, output_format="list")}
+    with pytest.raises(ChurnError, match=r"^scoring broke$"):
+        train_stage.run(params)
+    assert not model_path.exists()
+    new = [run for run in mlflow.search_runs(search_all_experiments=True, output_format="list")
+           if run.info.run_id not in before]
+    assert new and all(run.info.status == "FAILED" and run.data.metrics == {} for run in new)
+
+
 def test_validate_writes_a_verdict_for_this_model(env):
     params = env["params"]
     result = validate_stage.run(params)

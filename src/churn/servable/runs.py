@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -73,14 +74,17 @@ def log_training_run(
     *,
     model_bytes: bytes,
     input_example: pd.DataFrame,
-    metrics: dict[str, float],
+    metrics: dict[str, float] | Callable[[], dict[str, float]],
     datasets: list[LoggedDataset],
     model_md5: str,
     raw_md5: str,
     run_name: str | None = None,
     extra_tags: dict[str, str] | None = None,
 ) -> str:
-    """One run: params, metrics, dataset inputs, the servable model; returns its run id."""
+    """One run: params, dataset inputs, the servable model, metrics; returns its run id.
+
+    `metrics` may be a callable, called last, inside the run: training logs the run while
+    it scores its sets for them. If it raises, the run ends FAILED and the error is raised."""
     mlflow = connect(params)
     from churn.servable.lineage import parquet_dataset
     from churn.servable.pyfunc import log_churn_model
@@ -102,7 +106,6 @@ def log_training_run(
         fail_orphaned_runs(params, tags)
         with mlflow.start_run(run_name=run_name, tags=tags) as run:
             mlflow.log_params(run_params(params, {d.name: len(d.frame) for d in datasets}))
-            mlflow.log_metrics(metrics)
             for dataset in datasets:
                 # Schema declared from the Parquet file: from_pandas would walk every value.
                 mlflow.log_input(
@@ -124,6 +127,7 @@ def log_training_run(
                 name=MODEL_NAME_IN_RUN,
             )
             mlflow.set_tag(TAG_MODEL_URI, info.model_uri)
+            mlflow.log_metrics(metrics() if callable(metrics) else metrics)
             run_id: str = run.info.run_id
             return run_id
     except ChurnError:
