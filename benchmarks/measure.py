@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -23,8 +24,8 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Measured:
     wall_s: float
-    cpu_s: float  # user + system of the process and every descendant it waited for
-    peak_mb: float  # largest resident set of the process or any waited-for descendant
+    cpu_s: float  # user + system of the process and every descendant, orphans included
+    peak_mb: float  # largest resident set of the process or any descendant
     stdout: str
     stderr: str
 
@@ -63,17 +64,48 @@ def run(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 
 
 
 def launch(figures_path: str, command: list[str]) -> int:
-    """Starts `command`, waits for it and writes its figures. `wait4` reports the child's own
-    rusage including its reaped descendants (Linux: ru_maxrss is the maximum over them), so
-    a `dvc repro` is measured with its stage."""
+    """Starts `command`, waits for it and writes its figures.
+
+    The figures are the launcher's children's rusage: Linux adds to it every descendant
+    that was waited for (ru_maxrss is the maximum over them), so a `dvc repro` is measured
+    with its stage. A process that outlives its parent (multiprocessing's fork server, and
+    through it the workers and side processes it forked) is waited for by nobody in the
+    tree; the launcher makes itself the subreaper, so such orphans become its children, and
+    waits for them too. Wall time ends when the command itself exits."""
+    _become_subreaper()
     started = time.perf_counter()
     process = subprocess.Popen(command)
-    _, status, usage = os.wait4(process.pid, 0)
+    _, status, _ = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
+    _reap_orphans()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     code = os.waitstatus_to_exitcode(status)
     figures = {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
     Path(figures_path).write_text(json.dumps(figures))
     return code if code >= 0 else 128 - code
+
+
+_PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def _become_subreaper() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed: the figures would miss orphans")
+
+
+def _reap_orphans(grace_s: float = 30.0) -> None:
+    """Wait for the command's orphaned descendants (a fork server ends when its parent has)."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # none left
+        if pid == 0:
+            time.sleep(0.01)
 
 
 if __name__ == "__main__":

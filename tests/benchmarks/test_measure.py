@@ -38,3 +38,24 @@ def test_output_and_failures_are_reported(tmp_path):
     with pytest.raises(measure.CommandFailed, match="did not finish in 1 s"):
         measure.run([sys.executable, "-c", "import time; time.sleep(30)"], cwd=tmp_path, env=_env(), timeout=1)
     assert not list(tmp_path.glob(".bench.*"))
+
+
+ORPHAN = """
+import os, time
+if os.fork() == 0:  # the child outlives its parent, as a fork server's workers do
+    time.sleep(0.3)
+    import numpy as np
+    a = np.ones(40_000_000)  # 320 MB
+    end = time.process_time() + 0.5
+    while time.process_time() < end:
+        a += 1
+    os._exit(0)
+"""
+
+
+def test_an_orphaned_descendant_is_counted(tmp_path):
+    # Its parent never waits for it, so without the launcher reaping it, its CPU and its
+    # memory would be missing from the figures.
+    measured = measure.run([sys.executable, "-c", ORPHAN], cwd=tmp_path, env=_env())
+    assert measured.cpu_s >= 0.5
+    assert measured.peak_mb > 320
