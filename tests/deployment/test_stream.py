@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -127,6 +128,17 @@ def test_a_worker_that_dies_is_a_churn_error_that_names_the_way_out(scorer, para
     messy(params.dataset).to_parquet(path, index=False)
     with pytest.raises(ChurnError, match=r"scoring process ended without an answer.*CHURN_PRELOAD=0.*nothing was written"):
         stream(scorer, path, 9, processes=True, shape=_die)
+
+
+def test_workers_that_cannot_start_are_a_churn_error_that_names_the_way_out(monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", refuse)
+    with ScoringPool(processes=True) as pool, pytest.raises(
+        ChurnError, match=r"cannot start the scoring processes \(OSError: .*Too many open files\).*CHURN_PRELOAD=0"
+    ):
+        pool.executor(None)
 
 
 def test_the_pool_is_threads_for_a_small_input_and_processes_for_a_large_one(monkeypatch):

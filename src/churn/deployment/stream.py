@@ -118,6 +118,7 @@ class ScoringPool:
         self._preload, self._forced = preload, processes
         self._executor: Executor | None = None
         self._starting: threading.Thread | None = None
+        self._start_error: Exception | None = None
         self.processes = False
         if rows is not None or processes is not None:
             self._start(rows or 0)
@@ -138,10 +139,15 @@ class ScoringPool:
         self._executor, self.processes = executor, True
         # Starting a worker waits for the server's imports: on a thread, so that this
         # process goes on (loading the model) meanwhile. One job each makes every worker start.
-        self._starting = threading.Thread(
-            target=lambda: [executor.submit(_ready) for _ in range(count)], name="churn-score-start"
-        )
+        self._starting = threading.Thread(target=self._start_workers, args=(executor, count), name="churn-score-start")
         self._starting.start()
+
+    def _start_workers(self, executor: ProcessPoolExecutor, count: int) -> None:
+        try:
+            for _ in range(count):
+                executor.submit(_ready)
+        except Exception as exc:  # raised again where the workers are first needed
+            self._start_error = exc
 
     def executor(self, rows: int | None) -> Executor:
         if self._executor is None:
@@ -154,12 +160,19 @@ class ScoringPool:
         if self._starting is not None:
             self._starting.join()
             self._starting = None
+        if self._start_error is not None:
+            error, self._start_error = self._start_error, None
+            raise ChurnError(
+                f"cannot start the scoring processes ({error.__class__.__name__}: {error}): rerun with "
+                "CHURN_PRELOAD=0 to score in this process"
+            ) from None
 
     def __enter__(self) -> ScoringPool:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._started()
+        if self._starting is not None:  # a start-up error, if any, is not this exit's to raise
+            self._starting.join()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
