@@ -335,3 +335,15 @@ def test_monitor_runs_the_local_engine_by_default_and_for_the_deprecated_pandas(
     assert len(calls) == 1 and "error: the local engine was called" in err
     deprecated = "warning: --engine pandas is deprecated: use --engine local" in err
     assert deprecated == (spelling == "pandas"), err
+
+
+def test_predict_help_states_the_streaming_default_batch_size():
+    # The parser does not import the streaming module (pandas, pyarrow), so its help text
+    # carries the number itself; predict uses the module's default when none is given.
+    from churn.deployment.stream import DEFAULT_BATCH_ROWS
+
+    predict = next(
+        action for action in build_parser()._subparsers._group_actions[0].choices["predict"]._actions
+        if "--batch-rows" in action.option_strings
+    )
+    assert predict.default is None and f"default {DEFAULT_BATCH_ROWS}" in predict.help

@@ -181,9 +181,8 @@ def _predict(args: argparse.Namespace, params: Params) -> int:
     as_of = parse_timestamp(args.as_of, "--as-of") if args.as_of else None
     if args.engine == "spark":
         return _predict_spark(args, params, as_of)
-    result = predict(
-        params, args.input, args.output, alias=args.alias, version=args.version, now=as_of, batch_rows=args.batch_rows
-    )
+    batching = {} if args.batch_rows is None else {"batch_rows": args.batch_rows}
+    result = predict(params, args.input, args.output, alias=args.alias, version=args.version, now=as_of, **batching)
     print(f"scored {result.scored_rows} rows with {result.model_uri} (v{result.model_version}) -> {result.output}")
     if result.log_file:
         print(f"inference log: {result.log_file}")
@@ -399,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(local or s3://) scored with mlflow.pyfunc.spark_udf, output written as a Parquet directory",
     )
     predict.add_argument(
-        "--batch-rows", type=int, default=50_000, metavar="N", help="local engine: rows per streamed batch (default 50000)"
+        "--batch-rows", type=int, default=None, metavar="N",
+        help="local engine: rows per streamed batch (default 25000; memory grows with it, speed hardly does)",
     )
     label = command("label", "attach late labels (id, label, optional labelled_at) to the inference log", _label)
     label.add_argument("--input", required=True, help="labels (.csv or .parquet): id and label columns, optional labelled_at")
