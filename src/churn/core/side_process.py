@@ -4,10 +4,11 @@ Stages compute on one core (`runtime.threads`), so the second core of a laptop o
 runner sits idle. A thread cannot use it for work that holds the interpreter lock: on a
 preload thread, evidently's import (Python code, about 3 s) slowed the scoring beside it
 from 0.6 to 3.1 s at 200k rows. A process of its own has an interpreter of its own.
-It is forked by multiprocessing's fork server, a fresh process, and ends with `os._exit`
-once its answer is sent: a spawned one tore its interpreter down (evidently's and pandas'
-modules, hundreds of thousands of objects) while the stage waited to shut the pool down,
-about a second of evaluate at 1M rows.
+It comes from `forked_pool` (also `churn predict`'s scoring workers): forked by
+multiprocessing's fork server, it ends with `os._exit` once its answer is sent. A spawned
+one tore its interpreter down (evidently's and pandas' modules, hundreds of thousands of
+objects) while the stage waited to shut the pool down, about a second of evaluate at 1M
+rows.
 
 The job is a module-level function of picklable arguments that reads what it needs from
 files: pickling a million-row frame across would cost the stage more than the job saves.
@@ -44,11 +45,8 @@ class SideJob(Generic[T]):
         self._pool: ProcessPoolExecutor | None = None
         self._future: Future[tuple[T, list[LogLine]]] | None = None
         if preload.enabled():
-            # Not fork from here: the stage already runs threads (progress, preload), and a
-            # forked child inherits their locks in whatever state they were. The fork
-            # server is single-threaded; the job's cwd and sys.path are this process's.
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
-            self._future = self._pool.submit(_logged, dict(os.environ), job, *args)
+            self._pool = forked_pool(1)
+            self._future = self._pool.submit(_logged, job, *args)
 
     def result(self) -> T:
         if self._future is None:
@@ -83,13 +81,8 @@ class _Collect(logging.Handler):
         self.lines.append((record.name, record.levelno, record.getMessage()))
 
 
-def _logged(environment: dict[str, str], job: Callable[..., T], *args: Any) -> tuple[T, list[LogLine]]:
-    """In the side process: run `job` in the stage's environment as it is now (the fork
-    server's is the one it started with), with its log lines collected and libraries as
-    quiet as in any `churn` process."""
-    os.environ.clear()
-    os.environ.update(environment)
-    entry.quiet_libraries()
+def _logged(job: Callable[..., T], *args: Any) -> tuple[T, list[LogLine]]:
+    """In the side process: run `job` with its log lines collected."""
     collect = _Collect()
     root = logging.getLogger()
     root.addHandler(collect)
@@ -99,3 +92,34 @@ def _logged(environment: dict[str, str], job: Callable[..., T], *args: Any) -> t
     finally:
         root.removeHandler(collect)
         entry.record_loaded_modules(suffix=".side")
+
+
+def forked_pool(
+    workers: int, *, preload: tuple[str, ...] = (), initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> ProcessPoolExecutor:
+    """A pool of `workers` processes forked by multiprocessing's fork server (`preload`: the
+    modules the server imports first, so that every worker starts with them).
+
+    Not fork from here: the caller already runs threads (progress, preload, MLflow's), and a
+    forked child inherits their locks in whatever state they were. The fork server is a
+    fresh single-threaded process; a worker gets the caller's cwd and sys.path from
+    multiprocessing, and its environment as it is now from `_started` (the server's is the
+    one the server started with). A worker ends with `os._exit`, not a teardown of its
+    interpreter that the caller would wait for."""
+    context = multiprocessing.get_context("forkserver")
+    if preload:
+        context.set_forkserver_preload(list(preload))
+    return ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_started, initargs=(dict(os.environ), initializer, initargs)
+    )
+
+
+def _started(environment: dict[str, str], initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    """In a new worker: the caller's environment, libraries as quiet as in any `churn`
+    process, then the caller's own initializer."""
+    os.environ.clear()
+    os.environ.update(environment)
+    entry.quiet_libraries()
+    if initializer is not None:
+        initializer(*initargs)

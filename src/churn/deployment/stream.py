@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import multiprocessing
 import os
 import pickle
 import threading
@@ -42,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn.core import preload
+from churn.core.side_process import forked_pool
 from churn.deployment import records as rec
 from churn.errors import ChurnError
 from churn.servable.scoring import RecordScorer, ScoredBatch
@@ -131,13 +131,10 @@ class ScoringPool:
             self._executor = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="churn-score")
             return
         count = workers()
-        # forkserver: one server process imports the scoring libraries (a second or so) and
-        # forks the workers from itself, so they start with them loaded. Not fork from
-        # here: this process runs threads (progress, MLflow's), and a forked child inherits
-        # their locks in whatever state they were.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["churn.deployment.stream", *self._preload])
-        executor = ProcessPoolExecutor(count, mp_context=context, initializer=_warm, initargs=(self._preload,))
+        # The fork server imports the scoring libraries (a second or so) once; the workers
+        # it forks start with them loaded.
+        modules = ("churn.deployment.stream", *self._preload)
+        executor = forked_pool(count, preload=modules, initializer=_warm, initargs=(modules,))
         self._executor, self.processes = executor, True
         # Starting a worker waits for the server's imports: on a thread, so that this
         # process goes on (loading the model) meanwhile. One job each makes every worker start.
@@ -181,10 +178,7 @@ class ScoringPool:
 
 def _warm(modules: tuple[str, ...]) -> None:
     """In a new worker: the libraries every batch needs (already there when the fork
-    server had them), quiet as in any `churn` process."""
-    from churn import entry
-
-    entry.quiet_libraries()
+    server, started by this pool, preloaded them)."""
     for name in modules:
         importlib.import_module(name)
 
