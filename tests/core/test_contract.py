@@ -60,6 +60,17 @@ def test_empty_total_charges_cell_is_allowed_at_tenure_zero(raw_frame, dataset):
     assert np.isnan(typed.loc[3, "TotalCharges"])
 
 
+def test_only_whitespace_cells_become_missing_in_blank_as_missing_columns(dataset):
+    from churn.core.contract import normalise
+
+    cells = ["", "   ", "\t", "12.5", " 7 ", "abc", None, "nan", "0"]
+    raw = pd.DataFrame({"TotalCharges": pd.Series(cells, dtype=object)})
+    out = normalise(raw, dataset)["TotalCharges"]
+    assert out.isna().tolist() == [True, True, True, False, False, False, True, False, False]
+    assert out[3:6].tolist() == ["12.5", " 7 ", "abc"]  # the rest is left to parse_numbers
+    assert raw["TotalCharges"].tolist() == cells  # the caller's frame is not changed
+
+
 def test_blank_total_charges_after_billing_started_is_not_filled_silently(raw_frame, dataset):
     # fill_missing_when: {tenure: [0]} in params.yaml: blank means "not billed yet" only.
     raw_frame.loc[3, "TotalCharges"] = " "
@@ -759,6 +770,35 @@ def test_categorical_columns_that_cannot_fail_are_left_out_of_pandera(raw_frame,
     frame.loc[frame.index[0], categorical[0]] = "no such level"
     kept = checked_schema(frame, dataset).columns
     assert categorical[0] in kept and not set(categorical[1:]) & set(kept)
+
+
+def test_schemas_are_built_once_per_dataset_and_left_out_columns(raw_frame, dataset):
+    from churn.core.contract import checked_schema
+
+    first = checked_schema(raw_frame, dataset, label_required=False)
+    assert checked_schema(raw_frame.copy(), dataset, label_required=False) is first
+    assert checked_schema(raw_frame, dataset) is not first  # the label is required there
+    broken = raw_frame.copy()
+    broken.loc[0, "Contract"] = "Weekly"
+    assert "Contract" in checked_schema(broken, dataset, label_required=False).columns
+    # Another dataset (an equal copy, or one with other levels) gets its own schema.
+    levels = {**dataset.categorical, "Contract": [*dataset.categorical["Contract"], "Weekly"]}
+    wider = dataset.model_copy(update={"categorical": levels})
+    assert "Contract" not in checked_schema(broken, wider, label_required=False).columns
+    assert checked_schema(raw_frame, dataset.model_copy(), label_required=False) is not first
+
+
+def test_valid_rows_keep_the_values_they_came_with(raw_frame, dataset):
+    # pandera coerces the id column of what it checks; the rows handed on are the input's.
+    from churn.core.contract import validate_rows
+
+    raw = raw_frame.copy()
+    raw[dataset.id_column] = pd.Series(range(len(raw)), dtype=object)  # ids from JSON numbers
+    valid, rejected = validate_rows(raw, dataset)
+    assert not len(rejected)
+    assert valid[dataset.id_column].tolist() == list(range(len(raw)))
+    assert all(type(value) is int for value in valid[dataset.id_column])
+    assert all(type(value) is int for value in raw[dataset.id_column])
 
 
 def test_validated_frames_hold_no_reference_cycle(raw_frame, dataset):

@@ -19,13 +19,16 @@ def clean_features(typed: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
         if spec.fill_missing is not None:
             values = values.fillna(spec.fill_missing)
         out[column] = values.astype("float64")
-    for column in dataset.categorical:
+    for column, levels in dataset.categorical.items():
         text = out[column].astype(str).to_numpy(dtype=object, copy=True)
         # "No internet service" repeats InternetService == "No"; folding it into "No" keeps
         # that fact in one column instead of eight correlated ones. One comparison per level
         # and column: DataFrame.replace compared every cell with every level in Python.
+        # Rows here passed the contract, so a column holds only its own levels: a level it
+        # does not declare is not looked for.
         for level, folded in dataset.structural_levels.items():
-            text[text == level] = folded
+            if level in levels:
+                text[text == level] = folded
         out[column] = text
     return out
 

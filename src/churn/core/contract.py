@@ -6,6 +6,7 @@ same schema, so a row that training would refuse is never scored either.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def normalise(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
         if spec.blank_as_missing and column in out.columns:
             values = out[column]
             if values.dtype == object:
-                out[column] = values.where(values.astype(str).str.strip() != "", np.nan)
+                out[column] = values.mask(_blank(values), np.nan)
     for column in dataset.categorical:
         if column in out.columns and pd.api.types.is_numeric_dtype(out[column]):
             values = out[column]
@@ -109,6 +110,16 @@ def normalise(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
                 values = values.astype("Int64")
             out[column] = as_text(values)
     return out
+
+
+def _blank(values: pd.Series) -> np.ndarray:
+    """Whitespace-only cells. A cell that parses as a number is not blank, so only the
+    others are stripped: the parse is one C pass, the strip a Python call per cell."""
+    blank = np.zeros(len(values), dtype=bool)
+    candidates = pd.to_numeric(values, errors="coerce").isna().to_numpy() & values.notna().to_numpy()
+    if candidates.any():
+        blank[candidates] = (values[candidates].astype(str).str.strip() == "").to_numpy()
+    return blank
 
 
 @immutable
@@ -176,13 +187,36 @@ def checked_schema(frame: pd.DataFrame, dataset: Dataset, label_required: bool =
     them again; it costs one hash lookup per cell instead of pandera's several passes. Any
     column with a value outside its levels stays, and pandera names its failures as before.
     """
-    schema = raw_schema(dataset, label_required=label_required)
-    passing = [
+    passing = tuple(
         column
         for column, levels in dataset.categorical.items()
         if column in frame.columns and bool(frame[column].isin(levels).all())
-    ]
-    return schema.remove_columns(passing) if passing else schema
+    )
+    return _schema(dataset, label_required, passing)
+
+
+# Schemas built so far: by the dataset's identity (a frozen model, held here so its id is
+# not reused), whether the label is required and the columns left out. Scoring validates
+# batch after batch against the same few; building one (pandera deep-copies every column's
+# checks to leave some out) took longer than the checks of a 25,000-row batch.
+_SCHEMAS: dict[tuple[int, bool, tuple[str, ...]], tuple[Dataset, pa.DataFrameSchema]] = {}
+_SCHEMAS_KEPT = 16
+_SCHEMAS_LOCK = threading.Lock()  # predict validates batches on two threads
+
+
+def _schema(dataset: Dataset, label_required: bool, left_out: tuple[str, ...]) -> pa.DataFrameSchema:
+    key = (id(dataset), label_required, left_out)
+    with _SCHEMAS_LOCK:
+        cached = _SCHEMAS.get(key)
+        if cached is not None and cached[0] is dataset:
+            return cached[1]
+        schema = raw_schema(dataset, label_required=label_required)
+        if left_out:
+            schema = schema.remove_columns(list(left_out))
+        if len(_SCHEMAS) >= _SCHEMAS_KEPT:
+            del _SCHEMAS[next(iter(_SCHEMAS))]
+        _SCHEMAS[key] = (dataset, schema)
+        return schema
 
 
 def run_schema(schema: pa.DataFrameSchema, frame: pd.DataFrame, *, inplace: bool) -> pd.DataFrame:
@@ -361,7 +395,11 @@ def validate_rows(raw: pd.DataFrame, dataset: Dataset, source: str = "input") ->
     for column, index in sorted(bad_cells):  # each row's reasons in column order
         reasons.setdefault(index, []).append(f"{column}: {bad_cells[column, index]} {raw.at[index, column]!r}")
     try:
-        run_schema(checked_schema(prepared, dataset, label_required=False), prepared, inplace=False)
+        # pandera coerces the id (and timestamp) column of the frame it checks: it gets a
+        # shallow copy to do that in, so the valid rows keep their values and no cell is
+        # copied (its own copy was a deep one of every column).
+        schema = checked_schema(prepared, dataset, label_required=False)
+        run_schema(schema, prepared.copy(deep=False), inplace=True)
     except pa.errors.SchemaErrors as exc:
         cases = one_reason_per_cell(exc.failure_cases)
         table_level = cases["index"].isna()
