@@ -449,6 +449,40 @@ def test_streamed_batches_log_through_storage_like_one_batch(store, batch_csv, t
     assert [p.name.startswith(".") for p in written(tmp_path / "streamed-log")] == [False]
 
 
+def test_worker_processes_load_the_pipeline_and_score_like_threads(store, batch_csv, tmp_path, monkeypatch):
+    # A large Parquet input is scored by worker processes, which load the pipeline from its
+    # archive themselves: this process reads the model's contract and threshold only.
+    from churn.core import model_file
+    from churn.deployment import stream
+
+    parquet = tmp_path / "customers.parquet"
+    read_raw_csv(batch_csv).to_parquet(parquet, index=False)
+    run(store, parquet, "threads.parquet", log_root="threads-log")
+    loaded_here = []
+    monkeypatch.setattr(model_file, "load_model", lambda *args: loaded_here.append(args) or pytest.fail("loaded here"))
+    monkeypatch.setattr(stream, "PROCESS_MIN_ROWS", 1)
+    monkeypatch.setenv("CHURN_PRELOAD", "1")
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    result = run(store, parquet, "processes.parquet", log_root="processes-log", batch_rows=70)
+    assert result.scored_rows == 300 and not loaded_here
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "threads.parquet"), pd.read_parquet(tmp_path / "processes.parquet"))
+    dataset = store.params.dataset
+    pd.testing.assert_frame_equal(
+        read_log(tmp_path / "threads-log", dataset=dataset), read_log(tmp_path / "processes-log", dataset=dataset)
+    )
+
+
+def test_a_deferred_pipeline_scores_as_the_loaded_one(store, batch_csv):
+    from churn.servable import scoring
+
+    loaded, _ = batch.load_scorer("models:/churn-classifier/2")
+    deferred, version = batch.load_scorer("models:/churn-classifier/2", defer_pipeline=True)
+    assert version == "2" and isinstance(deferred.model, str) and Path(deferred.model).is_file()
+    assert scoring.fitted(deferred.model) is scoring.fitted(deferred.model)  # loaded once
+    raw = read_raw_csv(batch_csv)
+    pd.testing.assert_frame_equal(deferred.score(raw).scored, loaded.score(raw).scored)
+
+
 def test_predict_logs_to_an_object_store_as_one_object(store, batch_csv, tmp_path, s3):
     import uuid
 

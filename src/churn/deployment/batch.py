@@ -29,7 +29,7 @@ from churn.deployment.records import open_records, whole_file_facts
 from churn.deployment.stream import DEFAULT_BATCH_ROWS, ParquetParts, ScoringPool, score_stream
 from churn.errors import ChurnError
 from churn.io import output_set, temporary_sibling, write_csv
-from churn.servable.pyfunc import ChurnModel
+from churn.servable.pyfunc import DEFER_PIPELINE, ChurnModel
 from churn.storage import Folder
 from churn.timestamps import aware_utc, refuse_future
 
@@ -76,11 +76,14 @@ def _is_missing(exc: Exception) -> bool:
     return code == "RESOURCE_DOES_NOT_EXIST" or "not found" in message or "does not exist" in message
 
 
-def load_scorer(model_uri: str) -> tuple[ChurnModel, str]:
+def load_scorer(model_uri: str, *, defer_pipeline: bool = False) -> tuple[ChurnModel, str]:
     """The registered ChurnModel behind `model_uri`, and the registry version it resolved to.
 
     An alias is resolved to its version first and that exact version is loaded, so the
     version reported is the one that scored even if the alias moves meanwhile.
+    `defer_pipeline`: leave the fitted pipeline in its archive (`ChurnModel.model` is then its
+    path), for worker processes to load. A model logged before the setting existed loads
+    its pipeline all the same (MLflow warns that it ignored the setting).
     """
     import mlflow.pyfunc
     from mlflow import MlflowClient
@@ -104,7 +107,9 @@ def load_scorer(model_uri: str) -> tuple[ChurnModel, str]:
         ) from None
     version = str(found.version)
     try:
-        loaded = mlflow.pyfunc.load_model(f"models:/{found.name}/{version}")
+        loaded = mlflow.pyfunc.load_model(
+            f"models:/{found.name}/{version}", model_config={DEFER_PIPELINE: True} if defer_pipeline else None
+        )
         scorer = loaded.unwrap_python_model()
     except Exception as exc:
         raise ChurnError(
@@ -186,10 +191,13 @@ def predict(
     records = open_records(input_path)
     with ExitStack() as stack:
         # Before the model loads: worker processes for a large input start meanwhile.
-        pool = stack.enter_context(ScoringPool(records.rows, preload=("churn.deployment.outputs",)))
+        pool = stack.enter_context(
+            ScoringPool(records.rows, preload=("churn.deployment.outputs", "churn.core.predict", "churn.core.model_file", "skops.io"))
+        )
         with progress.phase(f"loading {model_uri}"):
             connect(params)
-            scorer, model_version = load_scorer(model_uri)
+            # Worker processes load the pipeline themselves, while this one reads the input.
+            scorer, model_version = load_scorer(model_uri, defer_pipeline=pool.processes)
         dataset = scorer.dataset  # the contract the model was trained with
         with progress.phase(f"reading {input_path}") as step:
             # One pass over the id column: repeated ids and the row count, for the whole file.

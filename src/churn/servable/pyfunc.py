@@ -25,13 +25,21 @@ if TYPE_CHECKING:
 
 MODEL_ARTIFACT = "model"
 SERVING_ARTIFACT = "serving_config"
+# A load-time setting (MLflow's `model_config`, overridable by `pyfunc.load_model`):
+# true leaves the pipeline in its archive, for worker processes to load (`scoring.fitted`).
+# Serving and Spark load with the logged default, so a broken archive fails at start-up.
+DEFER_PIPELINE = "defer_pipeline"
 
 
 class ChurnModel(PythonModel):
     def load_context(self, context: Any) -> None:
-        from churn.core.model_file import load_model
+        archive = context.artifacts[MODEL_ARTIFACT]
+        if (context.model_config or {}).get(DEFER_PIPELINE):
+            self.model: Any = archive
+        else:
+            from churn.core.model_file import load_model
 
-        self.model = load_model(context.artifacts[MODEL_ARTIFACT])
+            self.model = load_model(archive)
         config = json.loads(Path(context.artifacts[SERVING_ARTIFACT]).read_text())
         self.dataset = Dataset.model_validate(config["dataset"])
         self.threshold = float(config["decision_threshold"])
@@ -114,5 +122,6 @@ def log_churn_model(
             ),
             input_example=input_example,
             pip_requirements=pip_requirements,
+            model_config={DEFER_PIPELINE: False},
         )
         return info
