@@ -88,9 +88,45 @@ def _walked_proba(classifier: HistGradientBoostingClassifier, matrix: np.ndarray
     # As `_raw_predict`: zeros plus the baseline, then each tree's leaf values in order.
     raw = np.zeros(matrix.shape[0], dtype=np.float64)
     raw += classifier._baseline_prediction[0, 0]
+    sides = _StumpSides(matrix)
     for nodes in trees:
-        raw += _leaf_values(nodes, matrix, None, 0)
+        if _is_stump(nodes):
+            # Each row's leaf value, picked by its side (0 right, 1 left): `take` with an
+            # index array is several times faster than `where` between two scalars.
+            raw += np.array([nodes[2]["value"], nodes[1]["value"]]).take(sides.left(nodes[0]))
+        else:
+            raw += _leaf_values(nodes, matrix, None, 0)
     return np.asarray(classifier._loss.predict_proba(raw)[:, 1])
+
+
+def _is_stump(nodes: np.ndarray) -> bool:
+    return len(nodes) == 3 and not nodes[0]["is_leaf"] and nodes[0]["left"] == 1 and nodes[0]["right"] == 2
+
+
+class _StumpSides:
+    """Which rows go left at a stump's split (1 left, 0 right), worked out once per
+    (column, threshold, missing side): the configured model is hundreds of stumps over a
+    few dozen distinct splits (a one-hot column is split at one threshold by every tree
+    that uses it), and a column without missing values needs no missing-value pass."""
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        self._matrix = matrix
+        self._missing = np.isnan(matrix).any(axis=0)
+        self._found: dict[tuple[int, float, bool], np.ndarray] = {}
+
+    def left(self, split: np.void) -> np.ndarray:
+        feature = int(split["feature_idx"])
+        missing_left = bool(split["missing_go_to_left"]) and bool(self._missing[feature])
+        key = (feature, float(split["num_threshold"]), missing_left)
+        found = self._found.get(key)
+        if found is None:
+            column = self._matrix[:, feature]
+            found = column <= split["num_threshold"]  # scikit-learn's rule, as in _leaf_values
+            if missing_left:
+                found |= np.isnan(column)
+            found = found.astype(np.intp)
+            self._found[key] = found
+        return found
 
 
 def _leaf_values(nodes: np.ndarray, matrix: np.ndarray, rows: np.ndarray | None, index: int) -> Any:
