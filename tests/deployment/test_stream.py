@@ -229,3 +229,23 @@ def test_parquet_parts_raises_a_failed_write_and_aborts_cleanly(tmp_path, monkey
         parts.close(None)
     assert calls  # the failing write did run
     parts.abort()  # after a failure: no second error, the file is closed
+
+
+def test_parts_keep_statistics_for_numbers_and_times_not_for_text(tmp_path):
+    import pyarrow.parquet as pq
+
+    parts = ParquetParts(tmp_path / "rows.parquet")
+    stamp = pd.Timestamp("2026-11-30", tz="UTC")
+    for start in (0, 3):
+        parts.write(pd.DataFrame({"customerID": [f"c{i}" for i in range(start, start + 3)],
+                                  "churn_probability": [0.1, 0.5, 0.9], "scored_at": [stamp] * 3}))
+    parts.close(None)
+    metadata = pq.ParquetFile(tmp_path / "rows.parquet").metadata
+    assert metadata.num_row_groups == 2
+    for group in range(2):
+        columns = {metadata.row_group(group).column(i).path_in_schema: metadata.row_group(group).column(i)
+                   for i in range(metadata.num_columns)}
+        assert columns["churn_probability"].statistics.max == 0.9
+        assert columns["scored_at"].is_stats_set
+        assert not columns["customerID"].is_stats_set
+    assert pd.read_parquet(tmp_path / "rows.parquet")["customerID"].tolist() == [f"c{i}" for i in range(6)]
