@@ -158,12 +158,15 @@ def _transformed(preprocess: Pipeline, features: Any) -> Any:
     if parts is None:
         return preprocess.transform(features)
     blocks = [
-        _one_hot(transformer, features[columns]) if _plain_one_hot(transformer) else transformer.transform(features[columns])
+        _one_hot(transformer, features, columns) if _plain_one_hot(transformer) else transformer.transform(features[columns])
         for transformer, columns in parts
     ]
     if not all(isinstance(block, np.ndarray) and block.ndim == 2 for block in blocks):
         return preprocess.transform(features)
-    return np.hstack(blocks)  # what ColumnTransformer does with dense blocks
+    # What ColumnTransformer does with dense blocks (np.hstack), laid out column-major
+    # for the tree walk straight away instead of copied once more.
+    matrix = np.empty((len(features), sum(block.shape[1] for block in blocks)), dtype=np.result_type(*blocks), order="F")
+    return np.concatenate(blocks, axis=1, out=matrix)
 
 
 def _column_parts(preprocess: Pipeline, features: Any) -> list[tuple[Any, list[str]]] | None:
@@ -216,17 +219,19 @@ def _plain_one_hot(encoder: Any) -> bool:
     )
 
 
-def _one_hot(encoder: OneHotEncoder, frame: pd.DataFrame) -> np.ndarray:
-    if list(getattr(encoder, "feature_names_in_", frame.columns)) != list(frame.columns):
-        return np.asarray(encoder.transform(frame))  # columns renamed or reordered: sklearn says so
+def _one_hot(encoder: OneHotEncoder, features: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """`encoder.transform(features[columns])`, reading each column where it is (selecting
+    the columns first copied every cell)."""
+    if list(getattr(encoder, "feature_names_in_", columns)) != columns:
+        return np.asarray(encoder.transform(features[columns]))  # columns renamed or reordered: sklearn says so
     widths = [len(categories) for categories in encoder.categories_]
-    out = np.zeros((len(frame), sum(widths)), dtype=np.float64, order="F")
+    out = np.zeros((len(features), sum(widths)), dtype=np.float64, order="F")
     offset = 0
-    for column, categories, width in zip(frame.columns, encoder.categories_, widths, strict=True):
+    for column, categories, width in zip(columns, encoder.categories_, widths, strict=True):
         # Each distinct value once (a C hash pass), then its place among the fitted
         # categories by dict lookup, as scikit-learn's encoder does per cell; -1 when it is
         # none of them (unknown or missing: an all-zero block, as handle_unknown="ignore").
-        distinct_codes, distinct = pd.factorize(frame[column].to_numpy(dtype=object))
+        distinct_codes, distinct = pd.factorize(features[column].to_numpy(dtype=object))
         place = {category: i for i, category in enumerate(categories)}
         codes = np.array([place.get(value, -1) for value in distinct] + [-1], dtype=np.intp)[distinct_codes]
         for i in range(width):
