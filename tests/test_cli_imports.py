@@ -29,6 +29,8 @@ LIGHT = [
     ["summary"],
     ["prep"],
     ["predict", "--help"],
+    # The input is read before the model: a missing one fails before MLflow is imported.
+    ["predict", "--input", "missing.parquet", "--output", "scores.parquet"],
 ]
 
 

@@ -180,9 +180,10 @@ def _predict(args: argparse.Namespace, params: Params) -> int:
     from churn.deployment.batch import predict
     from churn.timestamps import parse_timestamp
 
-    # What is imported by now (MLflow, pandas, scikit-learn: about 240,000 objects) lives as
-    # long as this process: frozen, the collector's full passes skip it. The last pass, at
-    # exit (`entry._finish_quickly`), walked it all: half a second after scoring 1M rows.
+    # What is imported by now (pandas, pyarrow, pandera) lives as long as this process:
+    # frozen, the collector's full passes skip it. The last pass, at exit
+    # (`entry._finish_quickly`), walked it all: half a second after scoring 1M rows, when
+    # MLflow and scikit-learn were imported here too (now MLflow comes with the model).
     gc.freeze()
 
     as_of = parse_timestamp(args.as_of, "--as-of") if args.as_of else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -130,15 +130,22 @@ def test_a_worker_that_dies_is_a_churn_error_that_names_the_way_out(scorer, para
         stream(scorer, path, 9, processes=True, shape=_die)
 
 
-def test_workers_that_cannot_start_are_a_churn_error_that_names_the_way_out(monkeypatch):
+def test_workers_that_cannot_start_leave_the_batches_to_threads_and_say_so(scorer, params, tmp_path, monkeypatch, capsys):
     def refuse(self, *args, **kwargs):
         raise OSError(24, "Too many open files")
 
+    path = tmp_path / "records.parquet"
+    messy(params.dataset).to_parquet(path, index=False)
+    expected_totals, expected = stream(scorer, path, 9, processes=False)
     monkeypatch.setattr(ProcessPoolExecutor, "submit", refuse)
-    with ScoringPool(processes=True) as pool, pytest.raises(
-        ChurnError, match=r"cannot start the scoring processes \(OSError: .*Too many open files\).*CHURN_PRELOAD=0"
-    ):
-        pool.executor(None)
+    with ScoringPool(processes=True) as pool:
+        assert isinstance(pool.executor(None), ThreadPoolExecutor) and not pool.processes
+    said = capsys.readouterr().err
+    assert "scoring processes did not start (OSError: [Errno 24] Too many open files)" in said
+    assert "CHURN_PRELOAD=0" in said
+    totals, scored = stream(scorer, path, 9, processes=True)
+    pd.testing.assert_frame_equal(scored, expected)
+    pd.testing.assert_frame_equal(totals.rejected, expected_totals.rejected)
 
 
 def test_the_pool_is_threads_for_a_small_input_and_processes_for_a_large_one(monkeypatch):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -29,14 +30,20 @@ from churn.deployment.records import open_records, whole_file_facts
 from churn.deployment.stream import DEFAULT_BATCH_ROWS, ParquetParts, ScoringPool, score_stream
 from churn.errors import ChurnError
 from churn.io import output_set, temporary_sibling, write_csv
-from churn.servable.pyfunc import DEFER_PIPELINE, ChurnModel
 from churn.storage import Folder
 from churn.timestamps import aware_utc, refuse_future
+
+if TYPE_CHECKING:  # MLflow is imported where a model is loaded, after the scoring workers start
+    from churn.servable.pyfunc import ChurnModel
 
 DEFAULT_ALIAS = "champion"
 REJECTED_SUFFIX = ".rejected.csv"
 PROMOTE_FIX = "promote a model first: churn promote"
 STORE_FIX = "check MLFLOW_TRACKING_URI (or tracking.uri in params.yaml)"
+
+# What the fork server of the scoring workers imports before it forks them: the shaping
+# of the written rows, and the loading of the model's archive and its scoring.
+_WORKER_MODULES = ("churn.deployment.outputs", "churn.core.model_file", "skops.io", "churn.core.predict")
 
 _ALIAS = re.compile(r"^[A-Za-z0-9_\-]+$")
 _BY_ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
@@ -87,6 +94,8 @@ def load_scorer(model_uri: str, *, defer_pipeline: bool = False) -> tuple[ChurnM
     """
     import mlflow.pyfunc
     from mlflow import MlflowClient
+
+    from churn.servable.pyfunc import DEFER_PIPELINE, ChurnModel
 
     by_alias, by_version = _BY_ALIAS.match(model_uri), _BY_VERSION.match(model_uri)
     if not (by_alias or by_version):
@@ -191,9 +200,7 @@ def predict(
     records = open_records(input_path)
     with ExitStack() as stack:
         # Before the model loads: worker processes for a large input start meanwhile.
-        pool = stack.enter_context(
-            ScoringPool(records.rows, preload=("churn.deployment.outputs", "churn.core.predict", "churn.core.model_file", "skops.io"))
-        )
+        pool = stack.enter_context(ScoringPool(records.rows, preload=_WORKER_MODULES))
         with progress.phase(f"loading {model_uri}"):
             connect(params)
             # Worker processes load the pipeline themselves, while this one reads the input.

@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from churn import progress
 from churn.core import preload
 from churn.core.side_process import forked_pool
 from churn.deployment import records as rec
@@ -137,7 +138,7 @@ class ScoringPool:
     def _start(self, rows: int) -> None:
         wanted = preload.enabled() and rows >= PROCESS_MIN_ROWS if self._forced is None else self._forced
         if not wanted:
-            self._executor = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="churn-score")
+            self._executor = self._threads()
             return
         count = workers()
         # The fork server imports the scoring libraries (a second or so) once; the workers
@@ -169,11 +170,20 @@ class ScoringPool:
             self._starting.join()
             self._starting = None
         if self._start_error is not None:
+            # Nothing was sent to a worker yet: the same batches on threads give the same
+            # answer, only later. Said once, with the way to skip the attempt next time.
             error, self._start_error = self._start_error, None
-            raise ChurnError(
-                f"cannot start the scoring processes ({error.__class__.__name__}: {error}): rerun with "
-                "CHURN_PRELOAD=0 to score in this process"
-            ) from None
+            failed, self._executor, self.processes = self._executor, self._threads(), False
+            if failed is not None:
+                failed.shutdown(wait=False, cancel_futures=True)
+            progress.summary(
+                f"{progress.PREFIX}the scoring processes did not start ({error.__class__.__name__}: {error}): "
+                "scoring on threads in this process instead (CHURN_PRELOAD=0 skips the attempt)"
+            )
+
+    @staticmethod
+    def _threads() -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="churn-score")
 
     def __enter__(self) -> ScoringPool:
         return self
@@ -208,8 +218,9 @@ class _Batches:
 
 
 # What a worker process is sent with each batch: a key and the pickled `_Batches`, which
-# it unpickles once (the model is a megabyte or so; sending it with each batch costs less
-# than the bookkeeping of sending it once to each worker).
+# it unpickles once. `churn predict` sends the path of the model's archive, which each
+# worker loads once (`scoring.fitted`); a fitted model is a megabyte or so, and sending it
+# with each batch still costs less than the bookkeeping of sending it once to each worker.
 _Packed = tuple[str, bytes]
 _unpacked: dict[str, _Batches] = {}
 
