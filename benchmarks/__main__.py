@@ -33,6 +33,9 @@ FULL_SIZES = (100_000, 1_000_000, 5_000_000)
 QUICK_SIZES = (2_000,)
 FULL_REPEATS = {1: 200, 1000: 50}
 QUICK_REPEATS = {1: 10, 1000: 3}
+# Runs of the no-op repro and of `churn predict` per size in a full run (the median is
+# reported); a quick run makes one.
+FULL_REPEATS_OF_SHORT_STEPS = 3
 # The quick run's monitor log: a week of days (daily and weekly windows, late labels) and a
 # smaller baseline file; the full suite's is 30 days and 50,000 baseline rows.
 QUICK_MONITOR_DAYS = 7
@@ -71,18 +74,34 @@ def step(label: str, steps: progress.Tracker | None = None) -> Iterator[Callable
         steps.advance()
 
 
-def bench_size(project: Project, rows: int, before_predict: Callable[[], None] | None = None) -> list[Row]:
+def bench_size(project: Project, rows: int, before_predict: Callable[[], None] | None = None,
+               *, repeats: int = 1) -> list[Row]:
     """`before_predict`: what to start once the champion is registered (a quick run starts
-    the REST server there, so that its start-up overlaps `churn predict`)."""
+    the REST server there, so that its start-up overlaps `churn predict`). `repeats`: runs
+    of the no-op repro and of predict, the short steps, whose median is reported."""
     stages = project.stages()
     # The size's bar: bare, each stage, bare again, the no-op repro, the set-up for predict
     # and predict.
     with progress.task(f"{rows:,} rows, steps", total=len(stages) + 5) as steps:
-        return _measure_size(project, rows, stages, steps, before_predict)
+        return _measure_size(project, rows, stages, steps, before_predict, repeats)
+
+
+def _median_run(command: list[str], project: Project, repeats: int,
+                check: Callable[[measure.Measured], None] = lambda _run: None) -> tuple[measure.Measured, str]:
+    """The median (by wall time) of `repeats` runs of `command`, and a note listing them
+    when there was more than one: a single run of a few seconds moves by a tenth or more
+    on a shared machine."""
+    runs = []
+    for _ in range(repeats):
+        runs.append(measure.run(command, cwd=project.path, env=project.env))
+        check(runs[-1])
+    median = sorted(runs, key=lambda run: run.wall_s)[(len(runs) - 1) // 2]
+    note = f"median of {len(runs)} runs: " + ", ".join(f"{run.wall_s:.2f}" for run in runs) + " s" if len(runs) > 1 else ""
+    return median, note
 
 
 def _measure_size(project: Project, rows: int, stages: list[str], steps: progress.Tracker,
-                  before_predict: Callable[[], None] | None) -> list[Row]:
+                  before_predict: Callable[[], None] | None, repeats: int) -> list[Row]:
     env, cwd = project.env, project.path
     out: list[Row] = []
     size = f"{rows:,} rows"
@@ -119,12 +138,16 @@ def _measure_size(project: Project, rows: int, stages: list[str], steps: progres
     total.note = f"CPU time {total.cpu_s / bare.cpu_s:.2f}x bare" if bare.cpu_s else ""
     out += [total, *stage_rows]
 
+    def no_op(run: measure.Measured) -> None:
+        if "Running stage" in run.stdout:
+            raise RuntimeError(f"the second dvc repro was not a no-op:\n{run.stdout}")
+
     with step(f"{size}: no-op dvc repro", steps) as report:
-        noop = measure.run(["dvc", "repro"], cwd=cwd, env=env)
+        noop, noop_note = _median_run(["dvc", "repro"], project, repeats, no_op)
         report(noop)
-    if "Running stage" in noop.stdout:
-        raise RuntimeError(f"the second dvc repro was not a no-op:\n{noop.stdout}")
-    out.append(_measured(rows, "no-op dvc repro", noop))
+    noop_row = _measured(rows, "no-op dvc repro", noop)
+    noop_row.note = noop_note
+    out.append(noop_row)
 
     params = project.params()
     model_name = params.get("registry", {}).get("model_name", "churn-classifier")
@@ -138,13 +161,12 @@ def _measure_size(project: Project, rows: int, stages: list[str], steps: progres
     if before_predict is not None:
         before_predict()
     with step(f"{size}: churn predict", steps) as report:
-        predicted = measure.run(
-            ["churn", "predict", "--input", "to_score.parquet", "--output", "scores.parquet"], cwd=cwd, env=env
+        predicted, predict_note = _median_run(
+            ["churn", "predict", "--input", "to_score.parquet", "--output", "scores.parquet"], project, repeats
         )
         report(predicted)
     predict_row = _measured(rows, "churn predict", predicted, throughput=True)
-    if before_predict is not None:
-        predict_row.note = "the REST server started alongside (quick run)"
+    predict_row.note = "the REST server started alongside (quick run)" if before_predict is not None else predict_note
     out.append(predict_row)
     return out
 
@@ -277,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             # A quick run starts the REST server as soon as the champion is registered: its
             # start-up (two MLflow imports and the model load) overlaps `churn predict`.
             early = args.quick and not args.no_rest and len(projects) == 1
-            rows += bench_size(project, size, (lambda p=project: servers.append(start_rest(p))) if early else None)
+            rows += bench_size(project, size, (lambda p=project: servers.append(start_rest(p))) if early else None,
+                               repeats=1 if args.quick else FULL_REPEATS_OF_SHORT_STEPS)
             if progress.mode() != "quiet":  # the figures so far, in case a later size runs out of time
                 print(render(rows, described), file=sys.stderr, flush=True)
         if not args.no_rest:
