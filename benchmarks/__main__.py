@@ -75,15 +75,43 @@ def step(label: str, steps: progress.Tracker | None = None) -> Iterator[Callable
 
 
 def bench_size(project: Project, rows: int, before_predict: Callable[[], None] | None = None,
-               *, repeats: int = 1) -> list[Row]:
+               *, repeats: int = 1, pairs: int = 0) -> list[Row]:
     """`before_predict`: what to start once the champion is registered (a quick run starts
     the REST server there, so that its start-up overlaps `churn predict`). `repeats`: runs
-    of the no-op repro and of predict, the short steps, whose median is reported."""
+    of the no-op repro and of predict, the short steps, whose median is reported. `pairs`:
+    extra back-to-back pairs of the yardstick and the whole graph, for the median ratio."""
     stages = project.stages()
     # The size's bar: bare, the whole graph, each stage, bare again, the no-op repro, the
-    # set-up for predict and predict.
-    with progress.task(f"{rows:,} rows, steps", total=len(stages) + 6) as steps:
-        return _measure_size(project, rows, stages, steps, before_predict, repeats)
+    # set-up for predict and predict, then the pairs.
+    with progress.task(f"{rows:,} rows, steps", total=len(stages) + 6 + pairs) as steps:
+        measured = _measure_size(project, rows, stages, steps, before_predict, repeats)
+        if pairs:
+            measured.append(_paired(project, rows, pairs, steps))
+        return measured
+
+
+def _bare(project: Project) -> measure.Measured:
+    return measure.run([sys.executable, "-m", "benchmarks.bare", str(project.raw()), "params.yaml"],
+                       cwd=project.path, env=project.env)
+
+
+def _paired(project: Project, rows: int, pairs: int, steps: progress.Tracker | None = None) -> Row:
+    """The yardstick, then the whole graph rerun (`dvc repro --force`), `pairs` times: each
+    ratio is taken within its pair, so a slow spell of a shared machine lands on both sides
+    more often than in one run of each. The row gives the median pair."""
+    measured = []
+    for number in range(1, pairs + 1):
+        with step(f"{rows:,} rows: pair {number} of {pairs}, bare then dvc repro --force", steps) as report:
+            bare = _bare(project)
+            full = measure.run(["dvc", "repro", "--force"], cwd=project.path, env=project.env)
+            report(full)
+        measured.append((full.wall_s / bare.wall_s, bare, full))
+    ratio, bare, full = sorted(measured, key=lambda pair: pair[0])[(len(measured) - 1) // 2]
+    row = _measured(rows, f"dvc repro against bare, {pairs} pairs", full, throughput=True)
+    row.vs_bare = ratio
+    row.note = "median pair; each pair dvc repro / bare: " + ", ".join(
+        f"{f.wall_s:.1f} / {b.wall_s:.1f} s = {r:.2f}" for r, b, f in measured)
+    return row
 
 
 def _median_run(command: list[str], project: Project, repeats: int,
@@ -107,8 +135,7 @@ def _measure_size(project: Project, rows: int, stages: list[str], steps: progres
     size = f"{rows:,} rows"
     def run_bare(label: str) -> measure.Measured:
         with step(f"{size}: {label}", steps) as report:
-            result = measure.run([sys.executable, "-m", "benchmarks.bare", str(project.raw()), "params.yaml"],
-                                 cwd=cwd, env=env)
+            result = _bare(project)
             report(result)
         return result
 
@@ -279,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="keep the projects here instead of a temporary directory")
     parser.add_argument("--no-rest", action="store_true", help="skip the REST latencies")
     parser.add_argument("--no-monitor", action="store_true", help="skip the monitor benchmark")
+    parser.add_argument("--pairs", type=int, default=0, metavar="N",
+                        help="also N back-to-back pairs of bare and a forced dvc repro per size (median ratio)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines or bars; the table is still printed")
     args = parser.parse_args(argv)
     progress.configure(quiet=args.quiet)
@@ -306,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             # start-up (two MLflow imports and the model load) overlaps `churn predict`.
             early = args.quick and not args.no_rest and len(projects) == 1
             rows += bench_size(project, size, (lambda p=project: servers.append(start_rest(p))) if early else None,
-                               repeats=1 if args.quick else FULL_REPEATS_OF_SHORT_STEPS)
+                               repeats=1 if args.quick else FULL_REPEATS_OF_SHORT_STEPS, pairs=args.pairs)
             if progress.mode() != "quiet":  # the figures so far, in case a later size runs out of time
                 print(render(rows, described), file=sys.stderr, flush=True)
         if not args.no_rest:
