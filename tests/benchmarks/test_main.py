@@ -40,7 +40,7 @@ def test_quick_benchmark_measures_every_step(tmp_path):
     assert "| rows | step | wall s |" in done.stdout and "cores" in done.stdout
     # Piped, progress is plain lines on stderr: which size and step ran, its figures and time.
     assert "\x1b" not in done.stderr and "\r" not in done.stderr
-    for line in ("churn: 2,000 rows: bare scikit-learn: ", "churn: 2,000 rows: stage train: ",
-                 "churn: 2,000 rows: bare scikit-learn, again: ", "churn: 2,000 rows: churn predict: ",
-                 "churn: 2,000 rows, steps: 9 of 9 in "):
+    for line in ("churn: 2,000 rows: bare scikit-learn: ", "churn: 2,000 rows: dvc repro (all stages): ",
+                 "churn: 2,000 rows: stage train: ", "churn: 2,000 rows: bare scikit-learn, again: ",
+                 "churn: 2,000 rows: churn predict: ", "churn: 2,000 rows, steps: 10 of 10 in "):
         assert line in done.stderr, done.stderr[-3000:]
