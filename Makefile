@@ -34,9 +34,12 @@ lint: $(STAMP) ## ruff on src/ and tests/, mypy --strict on src/
 # Mutation testing of the code that decides what ships (gates, verdict, champion comparison,
 # promotion, data contract, model-file allow-list). Slow, so not part of `make test`; the
 # weekly Mutation workflow runs it. The registry tests reuse one trained project throughout.
+# CHURN_PRELOAD=0: mutmut runs the tests inside its own process, whose main module is the
+# mutmut script; a stage's side process (multiprocessing's fork server) would import that
+# script again and fail, so the side jobs run in line. Mutation is about the logic, not them.
 mutation: $(STAMP) ## mutation testing of the safety-critical modules (slow; fails on a surviving mutant)
 	rm -rf mutants
-	CHURN_TEST_REGISTRY_CACHE=$(CURDIR)/.mutation-cache $(BIN)/python -m tests.mutation.run
+	CHURN_PRELOAD=0 CHURN_TEST_REGISTRY_CACHE=$(CURDIR)/.mutation-cache $(BIN)/python -m tests.mutation.run
 
 .PHONY: lifecycle
 lifecycle: $(STAMP) ## the whole lifecycle on simulated data, in a throw-away project: deploy, monitor, drift, refresh, retrain, recover
