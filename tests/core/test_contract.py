@@ -7,7 +7,7 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from churn.core.contract import ContractError, FailedCheck, raw_schema, read_raw_csv, validate_raw
+from churn.core.contract import REASONS_COLUMN, ContractError, FailedCheck, raw_schema, read_raw_csv, validate_raw
 from churn.errors import ChurnError
 
 
@@ -799,6 +799,19 @@ def test_valid_rows_keep_the_values_they_came_with(raw_frame, dataset):
     assert valid[dataset.id_column].tolist() == list(range(len(raw)))
     assert all(type(value) is int for value in valid[dataset.id_column])
     assert all(type(value) is int for value in raw[dataset.id_column])
+
+
+def test_ids_that_read_the_same_as_text_are_duplicates_whatever_their_type(raw_frame, dataset):
+    # JSON records may send one id as a number and another as text: the contract compares
+    # ids as text (pandera coerces the id column before its uniqueness check).
+    from churn.core.contract import validate_rows
+
+    raw = raw_frame.head(3).copy()
+    raw[dataset.id_column] = pd.Series([7, "7", "8"], dtype=object)
+    valid, rejected = validate_rows(raw, dataset)
+    assert valid[dataset.id_column].tolist() == ["8"]
+    assert rejected[dataset.id_column].tolist() == [7, "7"]
+    assert rejected[REASONS_COLUMN].str.contains("duplicate values").all()
 
 
 def test_validated_frames_hold_no_reference_cycle(raw_frame, dataset):
