@@ -178,6 +178,7 @@ def _predict(args: argparse.Namespace, params: Params) -> int:
     import gc
 
     from churn.deployment.batch import predict
+    from churn.deployment.stream import DEFAULT_BATCH_ROWS
     from churn.timestamps import parse_timestamp
 
     # What is imported by now (pandas, pyarrow, pandera) lives as long as this process:
@@ -189,8 +190,9 @@ def _predict(args: argparse.Namespace, params: Params) -> int:
     as_of = parse_timestamp(args.as_of, "--as-of") if args.as_of else None
     if args.engine == "spark":
         return _predict_spark(args, params, as_of)
-    batching = {} if args.batch_rows is None else {"batch_rows": args.batch_rows}
-    result = predict(params, args.input, args.output, alias=args.alias, version=args.version, now=as_of, **batching)
+    batch_rows = DEFAULT_BATCH_ROWS if args.batch_rows is None else args.batch_rows
+    result = predict(params, args.input, args.output, alias=args.alias, version=args.version, now=as_of,
+                     batch_rows=batch_rows)
     print(f"scored {result.scored_rows} rows with {result.model_uri} (v{result.model_version}) -> {result.output}")
     if result.log_file:
         print(f"inference log: {result.log_file}")
